@@ -1,0 +1,62 @@
+"""`onestep` command line. Subcommands live in their own modules and are imported only when used,
+so `onestep info` does not pay for importing the training stack."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import OneStepError
+
+# name -> (module, one-line help). Each module defines add_arguments(name, parser) and run(name, args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "compress": ("onestep.commands.codec", "compress images into .osc files"),
+    "decompress": ("onestep.commands.codec", "decompress .osc files into PNG images"),
+    "info": ("onestep.commands.codec", "describe .osc files: model, size, bpp, sections"),
+    "bench": ("onestep.bench.cli", "time entropy coding or whole pipelines, write JSON"),
+    "eval": ("onestep.eval.cli", "rate-distortion-perception evaluation against baseline codecs"),
+    "train": ("onestep.train.cli", "train a model from a YAML config"),
+    "pack": ("onestep.train.pack", "pack image folders into compact training shards"),
+    "import-onedc": ("onestep.methods.onedc_import", "convert a released OneDC checkpoint into a model folder"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: onestep COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `onestep COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"onestep {__version__}")
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"onestep: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"onestep {name}", description=COMMANDS[name][1])
+    module.add_arguments(name, parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(name, args) or 0)
+    except OneStepError as e:
+        print(f"onestep {name}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"onestep {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
