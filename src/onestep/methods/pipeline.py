@@ -34,7 +34,7 @@ class EncodedImage:
 
 @dataclass
 class TrainingOutput:
-    reconstruction: torch.Tensor  # B x 3 x H x W in [-1, 1], not clamped
+    reconstruction: torch.Tensor | None  # B x 3 x H x W in [-1, 1], not clamped; None if not decoded
     latent: torch.Tensor  # the autoencoder's latent of the input (target for latent losses)
     latent_hat: torch.Tensor  # the generator's prediction
     codec: CodecOutput
@@ -136,12 +136,22 @@ class OneStepPipeline(ModelMixin):
             image = self.autoencoder.decode(latent)
         return to_uint8(image[0, :, :h, :w])
 
-    def forward(self, image: torch.Tensor) -> TrainingOutput:
-        """Training: `image` is B x 3 x H x W in [-1, 1] with sides already multiples of `pad_multiple`."""
-        with torch.no_grad():
-            latent = self.autoencoder.encode(image)
+    def forward(
+        self, image: torch.Tensor | None, latent: torch.Tensor | None = None, decode: bool = True
+    ) -> TrainingOutput:
+        """Training. `image`: B x 3 x H x W in [-1, 1], sides multiples of `pad_multiple`.
+
+        `latent` may be given (precomputed by the frozen autoencoder) to skip encoding; `image` may then be
+        None for codecs that only read the latent. `decode=False` skips the autoencoder's decoder for
+        latent-space losses (then `reconstruction` is None)."""
+        if latent is None:
+            if image is None:
+                raise ValueError("forward needs an image or a latent")
+            with torch.no_grad():
+                latent = self.autoencoder.encode(image)
         out = self.codec(image, latent)
         latent_hat = self.generator(out.features, out.context)
-        reconstruction = self.autoencoder.decode(latent_hat)
-        bpp = out.total_bits() / (image.shape[-2] * image.shape[-1])
+        reconstruction = self.autoencoder.decode(latent_hat) if decode else None
+        pixels = latent.shape[-2] * latent.shape[-1] * self.autoencoder.downsampling**2
+        bpp = out.total_bits() / pixels
         return TrainingOutput(reconstruction, latent, latent_hat, out, bpp)
