@@ -1,0 +1,141 @@
+"""The one-step SD UNet generator (OneDC's adaptation of SD1.5, §5.6 of the OneDC digest).
+
+    features (codec output, C x H/8 x W/8) --conv_in--> SD UNet at t = 999, cross-attending to `context`
+                                                           -> eps
+    x_t = vae_reduction(features)                          (the learned stand-in for the noisy latent)
+    latent = (x_t - sqrt(1 - abar) eps) / sqrt(abar)       (float64, returned as float32)
+
+The architecture is SD1.5's UNet (`configs/sd15_unet.json`) with `in_channels` set to the feature width,
+so diffusers builds the new conv_in; any smaller UNet config works the same. Cross-attention reads the
+codec's context tokens directly (their width must equal `cross_attention_dim`: no projection).
+
+Other one-step methods plug in here (osdiff-sodec.md §4):
+- SODEC feeds the transformation module's 4-channel output as x_t itself: `x_t="features"` with
+  `feature_channels` equal to the latent channels, keeping SD's own conv_in.
+- OSDiff's control module adds residuals inside the UNet: a subclass overrides `unet_kwargs` to return
+  diffusers' `down_block_additional_residuals` / `mid_block_additional_residual`.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import torch
+from diffusers import UNet2DConditionModel
+from torch import nn
+
+from ..errors import ConfigError
+from .base import Generator
+from .lora import LoRALayer, add_lora, lora_parameters, merge_lora
+from .schedule import alpha_bar, x0_from_epsilon
+
+X_T_SOURCES = ("reduction", "features")
+
+
+def sd15_unet_config() -> dict[str, Any]:
+    """SD1.5's UNet2DConditionModel config, shipped with the package (no hub access)."""
+    text = resources.files("onestep").joinpath("configs/sd15_unet.json").read_text()
+    return json.loads(text)
+
+
+class ReductionBlock(nn.Module):
+    """OneDC's `reduce_resblock`: a GN-SiLU-conv residual stack from the features to the latent width."""
+
+    def __init__(self, channels: int, out_channels: int, groups: int) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            nn.GroupNorm(groups, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(groups, channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, out_channels, 3, padding=1),
+        )
+        self.short_cut = nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x) + self.short_cut(x)
+
+
+class OneStepUNet(Generator):
+    """SD UNet called once at a fixed timestep; predicts the autoencoder's (scaled) latent.
+
+    `unet`: overrides of the SD1.5 config (e.g. smaller widths for tests). `feature_channels`: width of the
+    codec features (the UNet's input). `lora_rank` 0 means no adapters (e.g. a merged model)."""
+
+    def __init__(
+        self,
+        unet: dict[str, Any] | None = None,
+        feature_channels: int = 320,
+        x_t: str = "reduction",
+        timestep: int = 999,
+        lora_rank: int = 64,
+        lora_alpha: float = 8.0,
+    ) -> None:
+        super().__init__()
+        overrides = dict(unet or {})
+        if "in_channels" in overrides:
+            raise ConfigError("set the UNet's input width with feature_channels, not unet.in_channels")
+        if x_t not in X_T_SOURCES:
+            raise ConfigError(f"x_t must be one of {', '.join(X_T_SOURCES)}, not {x_t!r}")
+        config = {**sd15_unet_config(), **overrides, "in_channels": feature_channels}
+        try:
+            self.unet = UNet2DConditionModel(**config)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid UNet config: {e}") from None
+        self.latent_channels = int(config["out_channels"])
+        self.context_dim = int(config["cross_attention_dim"])
+        self.timestep = timestep
+        self.abar = alpha_bar(timestep)
+        self.x_t_source = x_t
+        if x_t == "reduction":
+            self.vae_reduction: nn.Module | None = ReductionBlock(
+                feature_channels, self.latent_channels, int(config["norm_num_groups"])
+            )
+        else:
+            if feature_channels != self.latent_channels:
+                raise ConfigError(f"x_t='features' needs feature_channels == {self.latent_channels} (the latent width)")
+            self.vae_reduction = None
+        if lora_rank:
+            add_lora(self.unet, lora_rank, lora_alpha)
+
+    def noisy_latent(self, features: torch.Tensor) -> torch.Tensor:
+        """What plays x_t in the x0 formula."""
+        return self.vae_reduction(features) if self.vae_reduction is not None else features
+
+    def unet_kwargs(self, features: torch.Tensor, x_t: torch.Tensor, context: torch.Tensor) -> dict[str, Any]:
+        """Extra UNet inputs (control residuals) for subclasses; OneDC has none."""
+        return {}
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is None:
+            raise ValueError("OneStepUNet needs cross-attention context tokens (B x tokens x D)")
+        if context.dim() != 3 or context.shape[-1] != self.context_dim:
+            raise ValueError(f"context must be B x tokens x {self.context_dim}, got {tuple(context.shape)}")
+        x_t = self.noisy_latent(features)
+        t = torch.full((features.shape[0],), self.timestep, dtype=torch.long, device=features.device)
+        extra = self.unet_kwargs(features, x_t, context)
+        epsilon = self.unet(features, t, encoder_hidden_states=context, return_dict=False, **extra)[0]
+        return x0_from_epsilon(x_t, epsilon, self.abar)
+
+    def merge_lora(self) -> int:
+        """Fold the adapters into the base weights for inference; the config then says lora_rank 0, so
+        `save_pretrained` writes a model that `from_pretrained` rebuilds without adapters."""
+        count = merge_lora(self.unet)
+        self.config = {**self.config, "lora_rank": 0}
+        return count
+
+    @property
+    def has_lora(self) -> bool:
+        return any(isinstance(m, LoRALayer) for m in self.unet.modules())
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """OneDC stage I: the new conv_in, vae_reduction and the adapters (everything if there are none)."""
+        if not self.has_lora:
+            return list(self.parameters())
+        params = [*self.unet.conv_in.parameters(), *lora_parameters(self.unet)]
+        if self.vae_reduction is not None:
+            params += list(self.vae_reduction.parameters())
+        return params
