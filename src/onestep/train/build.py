@@ -1,0 +1,76 @@
+"""Build the pipeline a training config describes and decide which of its parameters train."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from ..errors import ConfigError, ModelError
+from ..methods.pipeline import OneStepPipeline
+from ..modeling import WEIGHTS_NAME, ModelMixin, model_from_config
+
+
+def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
+    """`spec` is the config's `model` section: one of `config`, `pretrained` or `factory`."""
+    given = [k for k in ("config", "pretrained", "factory") if spec.get(k)]
+    if len(given) != 1:
+        raise ConfigError(f"model: give exactly one of config, pretrained, factory (got {given or 'none'})")
+    if spec.get("config"):
+        model = model_from_config(spec["config"])
+    elif spec.get("pretrained"):
+        model = ModelMixin.from_pretrained(spec["pretrained"]).train()
+    else:
+        module_name, _, function_name = str(spec["factory"]).partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"model.factory {spec['factory']!r} cannot be imported: {e}") from None
+        model = factory(**(spec.get("kwargs") or {}))
+    if not isinstance(model, OneStepPipeline):
+        raise ConfigError(f"the model must be a OneStepPipeline, got {type(model).__name__}")
+    if spec.get("init"):
+        load_init_weights(model, spec["init"])
+    set_trainable(model, spec.get("trainable"), spec.get("frozen") or [])
+    return model
+
+
+def load_init_weights(model: torch.nn.Module, source: str | Path) -> None:
+    """Load the matching tensors of a safetensors file (or model folder); report what did not match."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    if not path.is_file():
+        raise ModelError(f"model.init: {path} does not exist")
+    state = load_file(str(path))
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ModelError(f"model.init: no tensor in {path} fits this model")
+    model.load_state_dict(usable, strict=False)
+
+
+def set_trainable(model: torch.nn.Module, trainable: list[str] | None, frozen: list[str]) -> None:
+    """With `trainable` patterns, exactly the matching parameters train; without, each part keeps its own
+    flags (e.g. a LoRA generator's frozen base) and the autoencoder is frozen. `frozen` patterns apply last."""
+    names = dict(model.named_parameters())
+    if trainable is not None:
+        for name, p in names.items():
+            p.requires_grad_(any(fnmatch.fnmatchcase(name, pattern) for pattern in trainable))
+    else:
+        for name, p in names.items():
+            if name.startswith("autoencoder."):
+                p.requires_grad_(False)
+    for name, p in names.items():
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in frozen):
+            p.requires_grad_(False)
+    if not any(p.requires_grad for p in names.values()):
+        raise ConfigError("no parameter of the model is trainable with these model.trainable/frozen patterns")
+
+
+def trainable_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
