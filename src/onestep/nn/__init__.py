@@ -1,0 +1,1 @@
+"""Shared network blocks (taming-style ResnetBlock/AttnBlock, DCVC-DC depthwise blocks, sub-pixel upsamplers)."""
