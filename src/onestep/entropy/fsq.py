@@ -1,0 +1,66 @@
+"""Finite scalar quantization with the index <-> code mapping of vector-quantize-pytorch 1.21.2, which
+OneDC's released checkpoints depend on (digest section 4).
+
+Channel i has L_i levels. It is squashed with tanh into (-half_l, half_l), half_l = (L-1)(1+1e-3)/2,
+shifted so that even L gets symmetric bins, rounded (straight-through) to level l in 0..L-1, and
+coded as (l - L//2) / (L//2). The index is sum_i l_i * prod_{j<i} L_j: channel 0 is the least
+significant digit. For OneDC's [4]*7 the codes are {-1, -0.5, 0, 0.5} and an index has 14 bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .rate import ste_round
+
+_EPS = 1e-3
+
+
+class FSQ(nn.Module):
+    """No parameters and no persistent buffers: nothing goes into a checkpoint."""
+
+    def __init__(self, levels: list[int]) -> None:
+        super().__init__()
+        if not levels or any(int(n) < 2 for n in levels):
+            raise ValueError(f"FSQ levels must be integers >= 2, got {levels}")
+        self.levels = [int(n) for n in levels]
+        self.dim = len(self.levels)
+        self.codebook_size = math.prod(self.levels)
+        self.bits_per_index = math.ceil(math.log2(self.codebook_size))
+        basis = [math.prod(self.levels[:i]) for i in range(self.dim)]
+        half_l = [(n - 1) * (1 + _EPS) / 2 for n in self.levels]
+        offset = [0.5 if n % 2 == 0 else 0.0 for n in self.levels]
+        shift = [math.atanh(o / h) for o, h in zip(offset, half_l)]
+
+        def channel_buffer(name: str, values: list, dtype: torch.dtype) -> None:
+            self.register_buffer(name, torch.tensor(values, dtype=dtype).view(1, -1, 1, 1), persistent=False)
+
+        channel_buffer("_levels", self.levels, torch.int64)
+        channel_buffer("_basis", basis, torch.int64)
+        channel_buffer("_half_l", half_l, torch.float32)
+        channel_buffer("_offset", offset, torch.float32)
+        channel_buffer("_shift", shift, torch.float32)
+        channel_buffer("_half_width", [n // 2 for n in self.levels], torch.float32)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """z: B x dim x H x W -> (z_hat in z's dtype with straight-through gradients, int64 indices B x H x W).
+        Runs in float32 even under autocast."""
+        if z.dim() != 4 or z.shape[1] != self.dim:
+            raise ValueError(f"FSQ expects B x {self.dim} x H x W, got {tuple(z.shape)}")
+        with torch.autocast(z.device.type, enabled=False):
+            bounded = torch.tanh(z.float() + self._shift) * self._half_l - self._offset
+            level = ste_round(bounded) + self._half_width  # in 0..L-1
+            codes = (level - self._half_width) / self._half_width
+            indices = (level.detach().long() * self._basis).sum(dim=1)
+        return codes.to(z.dtype), indices
+
+    def indices_to_codes(self, indices: Tensor) -> Tensor:
+        """int indices B x H x W -> float32 codes B x dim x H x W."""
+        level = (indices.long().unsqueeze(1) // self._basis) % self._levels
+        return (level.float() - self._half_width) / self._half_width
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}"
