@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
     if len(given) != 1:
         raise ConfigError(f"model: give exactly one of config, pretrained, factory (got {given or 'none'})")
     if spec.get("config"):
-        model = model_from_config(spec["config"])
+        model = with_model_classes(lambda: model_from_config(spec["config"]))
     elif spec.get("pretrained"):
-        model = ModelMixin.from_pretrained(spec["pretrained"]).train()
+        model = with_model_classes(lambda: ModelMixin.from_pretrained(spec["pretrained"])).train()
     else:
         module_name, _, function_name = str(spec["factory"]).partition(":")
         try:
@@ -37,6 +38,20 @@ def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
         load_init_weights(model, spec["init"])
     set_trainable(model, spec.get("trainable"), spec.get("frozen") or [])
     return model
+
+
+def with_model_classes(load: Callable[[], ModelMixin]) -> ModelMixin:
+    """Build a model from a config naming classes by name: on an unknown name, import every module
+    that defines model parts (they register on import) and try again."""
+    try:
+        return load()
+    except ModelError as e:
+        if "unknown model class" not in str(e):
+            raise
+        from ..api import import_model_classes
+
+        import_model_classes()
+        return load()
 
 
 def load_init_weights(model: torch.nn.Module, source: str | Path) -> None:

@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "l1": 1.0,
         "perceptual": 1.0,
         "perceptual_net": "auto",  # auto | lpips | efficientnet | none
-        "lpips_weights": None,
+        "lpips_dir": None,  # folder with the LPIPS-VGG weight files (else the usual search places)
         "latent_mse": 0.0,
         # lambda(t) = start + clip((t - begin) / warmup_steps, 0, 1)^2 * (end - start)
         "rate": {"start": 1e-4, "end": 4.6, "warmup_steps": 4000, "begin": 0},
@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
         "codebook_mse": 0.01,
         "teacher": "auto",  # auto | maskgit | efficientnet_kmeans
         "vqgan_weights": None,  # MaskGIT VQGAN (maskgit-vqgan-imagenet-f16-256) weights, if you have them
-        "kmeans": {"codes": 1024, "fit_batches": 8, "iterations": 20},
+        "kmeans": {"codes": 256, "fit_images": 64, "iterations": 20},  # the substitute teacher's codebook
         "head": {"dim": 768, "heads": 12, "blocks": 3, "window": 16, "mlp_ratio": 4},
     },
     "stage2": {
@@ -92,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
 FREE = {("model", "config"), ("model", "kwargs")}
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+def merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
     for key, value in update.items():
         where = ".".join((*path, str(key)))
         if key not in base:
@@ -100,7 +100,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] =
         if isinstance(base[key], dict) and (*path, key) not in FREE:
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {where!r} must be a mapping, got {value!r}")
-            _merge(base[key], value, (*path, key))
+            merge(base[key], value, (*path, key))
         else:
             base[key] = value
     return base
@@ -133,9 +133,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"cannot read config {path}: {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config {path} must be a mapping at the top level")
-        _merge(config, data)
+        merge(config, data)
     for text in overrides or []:
-        _merge(config, parse_override(text))
+        merge(config, parse_override(text))
     check(config)
     return config
 

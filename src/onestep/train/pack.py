@@ -65,13 +65,23 @@ def pack_images(
     return writer
 
 
+TAEF2_DIR = Path("../shared/weights/taef2")
+
+
 def load_autoencoder(spec: str) -> Autoencoder:
-    """`taef2` (weights in ../shared/weights/taef2), an autoencoder folder, or a pipeline folder."""
-    if spec == "taef2":
+    """`taef2` (released weights in ../shared/weights/taef2), `taef2:FOLDER`, an autoencoder folder or a
+    pipeline folder (its autoencoder is used)."""
+    if spec == "taef2" or spec.startswith("taef2:"):
         from ..autoencoders.taef2 import TAEF2
 
-        return TAEF2.from_shared().eval()  # type: ignore[attr-defined]
-    model = ModelMixin.from_pretrained(spec)
+        folder = Path(spec[6:]) if spec.startswith("taef2:") else TAEF2_DIR
+        encoder, decoder = folder / "taef2_encoder.pth", folder / "taef2_decoder.pth"
+        if not encoder.is_file() or not decoder.is_file():
+            raise ModelError(f"TAEF2 weights taef2_encoder.pth / taef2_decoder.pth not found in {folder}")
+        return TAEF2.from_taesd_files(encoder, decoder).eval()
+    from .build import with_model_classes
+
+    model = with_model_classes(lambda: ModelMixin.from_pretrained(spec))
     model = getattr(model, "autoencoder", model)
     if not isinstance(model, Autoencoder):
         raise ModelError(f"{spec} holds a {type(model).__name__}, which is neither an autoencoder nor a pipeline")

@@ -1,0 +1,237 @@
+"""The training loop on accelerate: CPU, one GPU or multi-GPU DDP, optional bf16 autocast.
+
+A training *task* (`Stage1`, `Stage2`) is one module holding everything that trains, so DDP wraps it
+once; `forward(batch, step, phase)` returns the loss of one optimizer's update. Per step:
+
+    batch -> resolution schedule -> for each phase: forward, backward, clip, step that optimizer, zero all
+    -> step every LR scheduler -> log / checkpoint / validate
+
+Resume is exact: model tensors, optimizer and scheduler states, RNG states and the data position are
+restored, and data randomness comes from (seed, step) rather than from the global RNG.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import ConfigError
+from .augment import ResolutionSchedule
+from .build import build_pipeline
+from .checkpoint import TrainingState, find_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from .checkpoint import set_rng_state as restore_rng
+from .config import dump_config
+from .data import BatchPlan, TrainingImages, TrainingLatents, make_loader
+from .validation import validate
+
+
+def make_task(config: dict[str, Any], pipeline: nn.Module, dataset: torch.utils.data.Dataset) -> nn.Module:
+    if config["stage"] == 1:
+        from .semantic import make_semantic_distillation
+        from .stage1 import Stage1
+
+        return Stage1(pipeline, config, make_semantic_distillation(config, pipeline, dataset))
+    from .stage2 import Stage2
+
+    return Stage2(pipeline, config)
+
+
+def make_dataset(config: dict[str, Any], pipeline: nn.Module) -> torch.utils.data.Dataset:
+    data = config["data"]
+    multiple = pipeline.pad_multiple
+    if data["latents"]:
+        dataset = TrainingLatents(data["train"], data["crop"], data["flip"])
+        ds = pipeline.autoencoder.downsampling
+        if dataset.meta.get("fingerprint") != pipeline.autoencoder.fingerprint().hex():
+            raise ConfigError("the latent shards were made by another autoencoder than this model's")
+        multiple = max(1, multiple // ds)
+    else:
+        dataset = TrainingImages(data["train"], data["crop"], data["flip"])
+    for key in ("crop", "size"):
+        if data[key] % multiple:
+            raise ConfigError(f"data.{key} ({data[key]}) must be a multiple of {multiple} for this model")
+    return dataset
+
+
+def set_training_modes(task: nn.Module) -> None:
+    """Train mode, except for parts with nothing to train (autoencoder, teacher, perceptual net)."""
+    task.train()
+    for module in task.modules():
+        params = list(module.parameters(recurse=True))
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+
+
+def _warmup(steps: int):  # noqa: ANN202 - a LambdaLR factor
+    return lambda step: min(1.0, (step + 1) / steps) if steps > 0 else 1.0
+
+
+def _seed(*values: int) -> int:
+    return int(np.random.SeedSequence(list(values)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+class Trainer:
+    def __init__(self, config: dict[str, Any], resume: str | Path | None = None) -> None:
+        self.config = config
+        self.out = Path(config["output_dir"])
+        train = config["train"]
+        self.accelerator = Accelerator(
+            mixed_precision=train["mixed_precision"],
+            log_with="tensorboard",
+            project_dir=str(self.out),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        torch.manual_seed(config["seed"])  # identical initialisation on every process
+        pipeline = build_pipeline(config["model"])
+        self.dataset = make_dataset(config, pipeline)
+        task = make_task(config, pipeline, self.dataset)
+        self.step, self.position = 0, 0
+        checkpoint = find_checkpoint(resume) if resume else None
+        state: TrainingState | None = None
+        if checkpoint is not None:
+            state = load_checkpoint(checkpoint, task, self.accelerator.process_index)
+            self.step, self.position = state.step, state.position
+        self.task = self.accelerator.prepare(task)
+        self.unwrapped = self.accelerator.unwrap_model(self.task)
+        self.groups = self.unwrapped.optimizer_parameters()
+        self.optimizers, self.schedulers = {}, {}
+        for name, params in self.groups.items():
+            optim = config["optim"]
+            self.optimizers[name] = torch.optim.AdamW(
+                params,
+                lr=self.unwrapped.learning_rate(name, optim["lr"]),
+                betas=tuple(optim["betas"]),
+                weight_decay=optim["weight_decay"],
+                eps=optim["eps"],
+            )
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[name], _warmup(optim["warmup"]))
+        if state is not None:
+            for name in self.optimizers:
+                self.optimizers[name].load_state_dict(state.optimizers[name])
+                self.schedulers[name].load_state_dict(state.schedulers[name])
+        self.checkpoint = checkpoint
+        data = config["data"]
+        self.schedule = ResolutionSchedule(data["size"], **data["schedule"], seed=config["seed"])
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def _batches(self):  # noqa: ANN202 - an endless iterator of batches
+        data, acc = self.config["data"], self.accelerator
+        plan = BatchPlan(
+            len(self.dataset), data["batch_size"], self.config["seed"], self.position, acc.process_index,
+            acc.num_processes,
+        )  # fmt: skip
+        loader = make_loader(self.dataset, plan, data["num_workers"])
+        loader.generator = torch.Generator().manual_seed(self.config["seed"])  # keep the global RNG untouched
+        return iter(loader)
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, float]:
+        step, acc = self.step, self.accelerator
+        kind = self.schedule.draw(step, acc.device)
+        generator = torch.Generator().manual_seed(_seed(self.config["seed"], step, acc.process_index))
+        batch = self.schedule.apply(batch, kind, generator, resizable=not self.config["data"]["latents"])
+        logs: dict[str, float] = {}
+        clip = self.config["optim"]["grad_clip"]
+        for phase in self.unwrapped.phases(step):
+            loss, phase_logs = self.task(batch, step, phase)
+            if not torch.isfinite(loss.detach()):
+                raise FloatingPointError(f"step {step}: the {phase} loss is {loss.item()}")
+            acc.backward(loss)
+            if clip:
+                logs[f"grad_norm/{phase}"] = float(acc.clip_grad_norm_(self.groups[phase], clip))
+            self.optimizers[phase].step()
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            logs.update(phase_logs)
+        for name, scheduler in self.schedulers.items():
+            scheduler.step()
+            logs[f"lr/{name}"] = scheduler.get_last_lr()[0]
+        self.step += 1
+        self.position += 1
+        return logs
+
+    def save(self) -> Path:
+        folder = self.out / "checkpoints" / f"step_{self.step:07d}"
+        state = TrainingState(
+            step=self.step,
+            position=self.position,
+            optimizers={k: v.state_dict() for k, v in self.optimizers.items()},
+            schedulers={k: v.state_dict() for k, v in self.schedulers.items()},
+            config=dump_config(self.config),
+        )
+        self.accelerator.wait_for_everyone()
+        save_checkpoint(folder, self.unwrapped, state, self.main, self.accelerator.process_index)
+        self.accelerator.wait_for_everyone()
+        if self.main:
+            prune_checkpoints(folder.parent, self.config["train"]["keep_checkpoints"])
+        return folder
+
+    def validate(self) -> dict[str, float]:
+        settings = self.config["validation"]
+        with torch.random.fork_rng():  # validation must not shift the training RNG
+            return validate(
+                self.unwrapped.pipeline, settings["folder"], settings["max_images"], settings["max_side"],
+                self.accelerator.autocast(),
+            )  # fmt: skip
+
+    def export(self) -> Path:
+        folder = self.out / "model"
+        if self.main:
+            self.unwrapped.pipeline.save_pretrained(folder)
+        return folder
+
+    def run(self) -> dict[str, float]:
+        """Train to `train.steps`; returns the logs of the last step."""
+        train, acc = self.config["train"], self.accelerator
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(dump_config(self.config))
+        acc.init_trackers("train")
+        batches = self._batches()
+        set_training_modes(self.task)
+        if self.checkpoint is not None:
+            restore_rng(torch.load(self.checkpoint / f"rng_{acc.process_index}.pt", weights_only=True))
+        else:
+            torch.manual_seed(self.config["seed"] + acc.process_index)
+            random.seed(self.config["seed"] + acc.process_index)
+        progress = tqdm(
+            total=train["steps"], initial=self.step, disable=not (self.main and train["progress"]), desc="train"
+        )
+        window: dict[str, list[float]] = {}
+        logs: dict[str, float] = {}
+        while self.step < train["steps"]:
+            logs = self.train_step(next(batches).to(acc.device))
+            for key, value in logs.items():
+                window.setdefault(key, []).append(value)
+            progress.update(1)
+            progress.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}", bpp=f"{logs.get('bpp', 0):.4f}")
+            if self.step % train["log_every"] == 0 or self.step == train["steps"]:
+                acc.log({f"train/{k}": sum(v) / len(v) for k, v in window.items()}, step=self.step)
+                window.clear()
+            every = self.config["validation"]["every"]
+            if every and self.config["validation"]["folder"] and self.step % every == 0:
+                metrics = self.validate()
+                acc.log({f"val/{k}": v for k, v in metrics.items()}, step=self.step)
+                set_training_modes(self.task)
+            if self.step % train["checkpoint_every"] == 0 or self.step == train["steps"]:
+                with torch.random.fork_rng():
+                    self.save()
+        progress.close()
+        if train["export"]:
+            self.export()
+        acc.end_training()
+        return logs
+
+
+def train(config: dict[str, Any], resume: str | Path | None = None) -> dict[str, float]:
+    return Trainer(config, resume).run()

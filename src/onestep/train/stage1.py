@@ -1,0 +1,75 @@
+"""Stage I (OneDC digest §7.2): the whole codec and the generator's trainable parts, end to end.
+
+    loss = l1 * L1 + perceptual * P + lambda(t) * bpp + latent_mse * MSE(latent_hat, latent) + alpha * semantic
+
+In latent mode (precomputed latents, no decoder) the pixel terms are dropped: latent MSE + rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..methods.pipeline import OneStepPipeline
+from .build import trainable_parameters
+from .losses import PixelLoss, RateWeight, make_perceptual
+
+
+class Stage1(nn.Module):
+    """The training task: `forward(batch, step, phase)` returns (loss, logs) for the one phase, `main`."""
+
+    def __init__(self, pipeline: OneStepPipeline, config: dict[str, Any], semantic: nn.Module | None = None) -> None:
+        super().__init__()
+        loss = config["loss"]
+        self.pipeline = pipeline
+        self.latents = bool(config["data"]["latents"])
+        self.rate = RateWeight(**loss["rate"])
+        self.latent_mse = float(loss["latent_mse"])
+        network = (
+            None
+            if self.latents or not loss["perceptual"]
+            else make_perceptual(loss["perceptual_net"], loss["lpips_dir"])
+        )
+        self.pixel = None if self.latents else PixelLoss(loss["l1"], loss["perceptual"], network)
+        self.semantic = semantic
+        if self.latents and not self.latent_mse:
+            raise ConfigError("latent training needs loss.latent_mse > 0 (there is no pixel loss without a decoder)")
+
+    def phases(self, step: int) -> tuple[str, ...]:
+        return ("main",)
+
+    def learning_rate(self, phase: str, default: float) -> float:
+        return default
+
+    def optimizer_parameters(self) -> dict[str, list[nn.Parameter]]:
+        return {"main": trainable_parameters(self)}
+
+    def forward(self, batch: torch.Tensor, step: int, phase: str = "main") -> tuple[torch.Tensor, dict[str, float]]:
+        if self.latents:
+            out = self.pipeline(None, latent=batch, decode=False)
+        else:
+            out = self.pipeline(batch)
+        bpp = out.bpp.mean()
+        weight = self.rate(step)
+        loss = weight * bpp
+        logs = {"bpp": bpp.item(), "lambda": weight}
+        if self.pixel is not None:
+            pixel, pixel_logs = self.pixel(out.reconstruction, batch)
+            loss = loss + pixel
+            logs.update(pixel_logs)
+        if self.latent_mse:
+            mse = F.mse_loss(out.latent_hat.float(), out.latent.float())
+            loss = loss + self.latent_mse * mse
+            logs["latent_mse"] = mse.item()
+        if self.semantic is not None:
+            if "y_semantic" not in out.codec.extras:
+                raise ConfigError("semantic distillation needs a codec that returns extras['y_semantic']")
+            semantic, semantic_logs = self.semantic(out.codec.extras["y_semantic"], batch)
+            loss = loss + semantic
+            logs.update(semantic_logs)
+        logs["loss"] = loss.item()
+        return loss, logs
