@@ -33,6 +33,17 @@ from .schedule import alpha_bar, x0_from_epsilon
 
 X_T_SOURCES = ("reduction", "features")
 
+# The test-size UNet: two levels, one layer each, SD1.5's layout otherwise.
+TINY_UNET: dict[str, Any] = {
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "cross_attention_dim": 32,
+    "attention_head_dim": 8,
+    "norm_num_groups": 8,
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+}
+
 
 def sd15_unet_config() -> dict[str, Any]:
     """SD1.5's UNet2DConditionModel config, shipped with the package (no hub access)."""
@@ -81,6 +92,8 @@ class OneStepUNet(Generator):
         if x_t not in X_T_SOURCES:
             raise ConfigError(f"x_t must be one of {', '.join(X_T_SOURCES)}, not {x_t!r}")
         config = {**sd15_unet_config(), **overrides, "in_channels": feature_channels}
+        if x_t == "features" and feature_channels != config["out_channels"]:
+            raise ConfigError(f"x_t='features' needs feature_channels == {config['out_channels']} (the latent width)")
         try:
             self.unet = UNet2DConditionModel(**config)
         except (TypeError, ValueError) as e:
@@ -95,11 +108,14 @@ class OneStepUNet(Generator):
                 feature_channels, self.latent_channels, int(config["norm_num_groups"])
             )
         else:
-            if feature_channels != self.latent_channels:
-                raise ConfigError(f"x_t='features' needs feature_channels == {self.latent_channels} (the latent width)")
             self.vae_reduction = None
         if lora_rank:
             add_lora(self.unet, lora_rank, lora_alpha)
+
+    @classmethod
+    def tiny(cls, feature_channels: int = 32, lora_rank: int = 4) -> OneStepUNet:
+        """A few-hundred-thousand-parameter UNet of the same layout, for tests."""
+        return cls(unet=dict(TINY_UNET), feature_channels=feature_channels, lora_rank=lora_rank)
 
     def noisy_latent(self, features: torch.Tensor) -> torch.Tensor:
         """What plays x_t in the x0 formula."""
