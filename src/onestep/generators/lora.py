@@ -35,6 +35,14 @@ ONEDC_TARGETS: tuple[str, ...] = (
 ONEDC_EXCLUDE: tuple[str, ...] = ("conv_in", "add_attentions")
 
 
+def lora_delta(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    """The weight update scale * B A of an adapter: Linear (out x r)(r x in), or Conv2d with a k x k A
+    (r x in x k x k) and a 1 x 1 B (out x r x 1 x 1)."""
+    if a.dim() == 2:
+        return scale * (b @ a)
+    return scale * torch.einsum("or,rikl->oikl", b[:, :, 0, 0], a)
+
+
 class LoRALayer(nn.Module):
     """A frozen-able base Linear/Conv2d plus a trainable low-rank update."""
 
@@ -75,10 +83,7 @@ class LoRALayer(nn.Module):
 
     def delta_weight(self) -> torch.Tensor:
         """scale * B A, shaped like the base weight."""
-        a, b = self.lora_A.weight, self.lora_B.weight
-        if isinstance(self.base_layer, nn.Linear):
-            return self.scale * (b @ a)
-        return self.scale * torch.einsum("or,rikl->oikl", b[:, :, 0, 0], a)
+        return lora_delta(self.lora_A.weight, self.lora_B.weight, self.scale)
 
     def merged(self) -> nn.Linear | nn.Conv2d:
         """The base layer with the update folded in (the base layer object is modified and returned)."""

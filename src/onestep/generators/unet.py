@@ -111,6 +111,16 @@ class OneStepUNet(Generator):
             self.vae_reduction = None
         if lora_rank:
             add_lora(self.unet, lora_rank, lora_alpha)
+            self._freeze_base()
+
+    def _freeze_base(self) -> None:
+        """OneDC stage I trains the new conv_in, vae_reduction and the adapters; the SD base stays frozen.
+        Trainers read these flags."""
+        self.requires_grad_(False)
+        for p in (*self.unet.conv_in.parameters(), *lora_parameters(self.unet)):
+            p.requires_grad_(True)
+        if self.vae_reduction is not None:
+            self.vae_reduction.requires_grad_(True)
 
     @classmethod
     def tiny(cls, feature_channels: int = 32, lora_rank: int = 4) -> OneStepUNet:
@@ -146,12 +156,3 @@ class OneStepUNet(Generator):
     @property
     def has_lora(self) -> bool:
         return any(isinstance(m, LoRALayer) for m in self.unet.modules())
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """OneDC stage I: the new conv_in, vae_reduction and the adapters (everything if there are none)."""
-        if not self.has_lora:
-            return list(self.parameters())
-        params = [*self.unet.conv_in.parameters(), *lora_parameters(self.unet)]
-        if self.vae_reduction is not None:
-            params += list(self.vae_reduction.parameters())
-        return params
