@@ -119,7 +119,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     pixels = _orient(pixels, orientation if orientation in range(1, 9) else 1)
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())  # a copy: Pillow's arrays are read-only
 
 
 def write_file_atomic(path: str | os.PathLike[str], data: bytes) -> None:
