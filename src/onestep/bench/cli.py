@@ -1,0 +1,41 @@
+"""`onestep bench entropy [-o FILE]` and `onestep bench pipeline ...` (the latter from `bench/pipeline.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+
+PIPELINE_MODULE = "onestep.bench.pipeline"
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    benches = parser.add_subparsers(dest="bench", required=True, metavar="{entropy,pipeline}")
+    entropy = benches.add_parser("entropy", help="time the entropy coder and index packing, write JSON")
+    entropy.add_argument("-o", "--output", type=Path, help="write the JSON here (it is always printed)")
+    entropy.add_argument("--symbols", type=int, default=1_000_000, help="symbols in the random-index test")
+    entropy.add_argument("--repeats", type=int, default=7, help="runs per measurement (the median is kept)")
+    entropy.add_argument("--note", help="free text stored in the JSON, e.g. about the machine's load")
+    if importlib.util.find_spec(PIPELINE_MODULE) is not None:
+        pipeline = benches.add_parser("pipeline", help="time whole pipelines, write JSON")
+        importlib.import_module(PIPELINE_MODULE).add_arguments(pipeline)
+
+
+def run(name: str, args: argparse.Namespace) -> int:
+    if args.bench == "pipeline":
+        return int(importlib.import_module(PIPELINE_MODULE).run(args) or 0)
+    from .entropy import run_entropy_bench
+
+    if args.symbols < 1 or args.repeats < 1:
+        raise ConfigError("--symbols and --repeats must be positive")
+    report = run_entropy_bench(num_symbols=args.symbols, repeats=args.repeats, note=args.note)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    return 0
