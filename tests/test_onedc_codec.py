@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from codec_testing import LatentCodecContract
+from safetensors.torch import save_file
 
 from onestep.codecs.onedc import OneDCCodec
 from onestep.codecs.onedc_keys import (
     from_reference_state_dict,
+    load_reference_codec,
     our_key_to_reference,
     reference_key_to_ours,
     to_reference_state_dict,
@@ -86,6 +88,19 @@ def test_key_mapping_round_trips_and_rejects_unknown_keys() -> None:
         reference_key_to_ours("codec.something")
 
 
+def test_load_reference_codec(codec: OneDCCodec, tmp_path: Path) -> None:
+    path = tmp_path / "model_1.safetensors"
+    save_file({k: v.contiguous() for k, v in to_reference_state_dict(codec.state_dict()).items()}, str(path))
+    loaded = load_reference_codec(path, OneDCCodec.tiny())
+    assert loaded.fingerprint() == codec.fingerprint() and not loaded.training
+    save_file({"enc.pix_emb.weight": torch.zeros(1)}, str(path))
+    with pytest.raises(ModelError, match="missing"):
+        load_reference_codec(path, OneDCCodec.tiny())
+    path.write_bytes(b"not safetensors")
+    with pytest.raises(ModelError):
+        load_reference_codec(path, OneDCCodec.tiny())
+
+
 def test_smallest_image_has_one_token_and_two_z_bytes(codec: OneDCCodec) -> None:
     image, latent = inputs(64, 64)
     with torch.no_grad():
@@ -149,3 +164,14 @@ def test_estimated_bits_are_close_to_the_real_stream(codec: OneDCCodec) -> None:
     assert estimated.bits["z"].item() == 6 * 14 and len(sections["z"]) == 11
     torch.testing.assert_close(estimated.extras["y_hat"], encoded.extras["y_hat"], rtol=0, atol=1e-4)
     torch.testing.assert_close(estimated.features, encoded.features)
+
+
+def test_streams_made_under_autocast_decode_exactly_without_it(codec: OneDCCodec) -> None:
+    """The entropy parameters run in float32 whatever the caller's autocast, so y_hat matches bit for bit."""
+    image, latent = inputs(128, 192, seed=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sections, encoded = codec.compress_and_reconstruct(image, latent)
+        training = codec(image, latent)
+    assert training.features.dtype == torch.bfloat16 and torch.isfinite(training.bits["y"]).all()
+    decoded = codec.decompress(sections, (128, 192))
+    assert torch.equal(decoded.extras["y_hat"], encoded.extras["y_hat"])

@@ -55,12 +55,15 @@ def to_reference_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.T
     return {our_key_to_reference(k): v for k, v in state.items()}
 
 
-def load_reference_codec(path: str | os.PathLike[str], device: str = "cpu") -> OneDCCodec:
-    """`OneDCCodec.full()` with the weights of a reference `model_1.safetensors` (strict keys and shapes)."""
+def load_reference_codec(
+    path: str | os.PathLike[str], codec: OneDCCodec | None = None, device: str = "cpu"
+) -> OneDCCodec:
+    """Load a reference `model_1.safetensors` (strict keys and shapes) into `codec` (default: a new
+    `OneDCCodec.full()`); returns it in eval mode."""
     try:
         state = load_file(str(path), device=device)
     except Exception as e:  # safetensors raises its own types for missing or damaged files
         raise ModelError(f"cannot read reference codec weights {path}: {e}") from None
-    codec = OneDCCodec.full().to(device)
+    codec = (OneDCCodec.full() if codec is None else codec).to(device)
     load_state_dict_strict(codec, from_reference_state_dict(state), source=str(path))
     return codec.eval()
