@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torch import nn
@@ -52,6 +53,15 @@ class LatentToyCodec(LatentCodec):
         return CodecOutput(self.synthesis(y_hat / 4), bits={"y": bits}, extras={"y_semantic": semantic})
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run far faster on one thread on a shared machine (no OpenMP spinning); restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_model_config(semantic_dim: int = 32) -> dict[str, Any]:
     """A nested `model_from_config` dict: SpaceToDepth(8) + LatentToyCodec + ConvGenerator."""
     return {
@@ -78,7 +88,7 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (96, 80), see
     return folder
 
 
-def tiny_config(tmp_path: Path, data: Path, **sections: Any) -> dict[str, Any]:
+def tiny_config(tmp_path: Path, source: Path, **sections: Any) -> dict[str, Any]:
     """A complete stage-1 config (pixel space) for a few CPU steps; `sections` update it."""
     config = copy.deepcopy(DEFAULTS)
     merge(
@@ -86,7 +96,7 @@ def tiny_config(tmp_path: Path, data: Path, **sections: Any) -> dict[str, Any]:
         {
             "output_dir": str(tmp_path / "run"),
             "model": {"config": tiny_model_config()},
-            "data": {"train": [str(data)], "crop": 128, "size": 64, "batch_size": 4},
+            "data": {"train": [str(source)], "crop": 128, "size": 64, "batch_size": 4},
             "optim": {"lr": 1e-3, "warmup": 2},
             "train": {"steps": 3, "log_every": 1, "checkpoint_every": 100, "progress": False},
             "loss": {"perceptual": 0.0, "rate": {"end": 0.01, "warmup_steps": 2}},

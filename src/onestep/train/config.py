@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "keep_checkpoints": 3,
         "progress": True,
         "export": True,  # write the trained pipeline with save_pretrained to OUTPUT_DIR/model at the end
+        "threads": 0,  # torch CPU threads (0: torch's default); 1 is often fastest for small models on busy CPUs
     },
     "loss": {
         "l1": 1.0,

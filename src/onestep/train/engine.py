@@ -89,6 +89,8 @@ class Trainer:
             project_dir=str(self.out),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
+        if train["threads"]:
+            torch.set_num_threads(train["threads"])
         torch.manual_seed(config["seed"])  # identical initialisation on every process
         pipeline = build_pipeline(config["model"])
         self.dataset = make_dataset(config, pipeline)

@@ -1,0 +1,126 @@
+"""Stage-I training on CPU with tiny models: finite losses, exact resume, overfitting one image,
+latent-space training on packed latents, the CLI, and the rate-weight warm-up."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from test_train_support import one_thread, tiny_config, write_images  # noqa: F401 - autouse fixture
+
+from onestep.autoencoders.space_to_depth import SpaceToDepth
+from onestep.cli import main
+from onestep.errors import ConfigError
+from onestep.methods.pipeline import OneStepPipeline
+from onestep.train.config import load_config
+from onestep.train.engine import Trainer
+from onestep.train.losses import RateWeight
+from onestep.train.pack import pack_latents
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("images"), 6, size=(80, 72))
+
+
+def test_few_steps_with_perceptual_and_semantic_losses(tmp_path, images):
+    config = tiny_config(
+        tmp_path,
+        images,
+        loss={"perceptual": 1.0, "perceptual_net": "efficientnet"},
+        semantic={
+            "weight": 0.01,
+            "teacher": "efficientnet_kmeans",
+            "kmeans": {"codes": 4, "fit_images": 4, "iterations": 3},
+            "head": {"dim": 32, "heads": 2, "blocks": 1, "window": 2},
+        },
+        data={"crop": 64, "size": 64, "batch_size": 2},
+    )
+    logs = Trainer(config).run()
+    for key in ("loss", "bpp", "l1", "perceptual", "semantic_ce", "semantic_mse"):
+        assert math.isfinite(logs[key]), key
+    run = tmp_path / "run"
+    exported = OneStepPipeline.from_pretrained(run / "model")
+    trained = load_file(str(run / "checkpoints" / "step_0000003" / "model.safetensors"))
+    assert torch.equal(exported.state_dict()["codec.analysis.weight"], trained["pipeline.codec.analysis.weight"])
+    assert any(k.startswith("semantic.head.") for k in trained), "the Codeformer head is checkpointed"
+    assert list((run / "train").glob("events.out.tfevents.*")), "TensorBoard logs are written"
+
+
+def test_resume_gives_the_same_next_step(tmp_path, images):
+    config = tiny_config(tmp_path, images, train={"steps": 3, "checkpoint_every": 2, "export": False})
+    uninterrupted = Trainer(config).run()
+    final = load_file(str(tmp_path / "run" / "checkpoints" / "step_0000003" / "model.safetensors"))
+    config["output_dir"] = str(tmp_path / "resumed")
+    resumed_trainer = Trainer(config, resume=tmp_path / "run" / "checkpoints" / "step_0000002")
+    assert resumed_trainer.step == 2
+    resumed = resumed_trainer.run()
+    assert resumed["loss"] == uninterrupted["loss"] and resumed["bpp"] == uninterrupted["bpp"]
+    again = load_file(str(tmp_path / "resumed" / "checkpoints" / "step_0000003" / "model.safetensors"))
+    assert all(torch.equal(final[k], again[k]) for k in final)
+
+
+def test_overfits_one_image_with_bounded_rate(tmp_path):
+    image = write_images(tmp_path / "one", 1, size=(64, 64), seed=3)
+    config = tiny_config(
+        tmp_path,
+        image,
+        data={"crop": 64, "size": 64, "batch_size": 1, "flip": False},
+        optim={"lr": 3e-3, "warmup": 1},
+        train={"steps": 60, "log_every": 60, "checkpoint_every": 1000, "export": False},
+        loss={"rate": {"start": 0.05, "end": 0.05, "warmup_steps": 0}},
+    )
+    trainer = Trainer(config)
+    config["train"]["steps"] = 1  # run the first step alone to read its losses, then go on to step 60
+    start = trainer.run()
+    config["train"]["steps"] = 60
+    end = trainer.run()
+    assert end["l1"] < 0.5 * start["l1"], (start, end)
+    assert end["bpp"] < start["bpp"] + 0.5 and end["bpp"] < 4, (start, end)
+
+
+def test_latent_space_training(tmp_path, images):
+    autoencoder = SpaceToDepth(8)
+    pack_latents([images], tmp_path / "latents", autoencoder, size=64)
+    config = tiny_config(
+        tmp_path,
+        tmp_path / "latents",
+        data={"latents": True, "crop": 8, "size": 8, "schedule": {"resize": 0.0}, "batch_size": 2},
+        loss={"latent_mse": 1.0},
+    )
+    logs = Trainer(config).run()
+    assert math.isfinite(logs["latent_mse"]) and "l1" not in logs
+    config["data"]["train"] = [str(images)]
+    with pytest.raises(ConfigError, match="shard"):
+        Trainer(config)
+
+
+def test_cli_train_with_overrides(tmp_path, images):
+    config = tiny_config(tmp_path, images, train={"steps": 2})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--override", "train.steps=1", "-o", "data.batch_size=2"]) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["train"]["steps"] == 1 and saved["data"]["batch_size"] == 2
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    assert main(["train", str(path), "--override", "loss.l2=1"]) == 1  # unknown key: one-line error
+    assert main(["train", str(path), "--resume", str(tmp_path / "nothing")]) == 1
+
+
+def test_rate_weight_warms_up_quadratically_from_step_zero():
+    weight = RateWeight(start=1e-4, end=4.6, warmup_steps=4000)
+    assert weight(0) == pytest.approx(1e-4), "step 0 uses the start value (the reference used the end)"
+    assert weight(2000) == pytest.approx(1e-4 + 0.25 * (4.6 - 1e-4))
+    assert weight(4000) == weight(10**6) == pytest.approx(4.6)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'loss.l2'"):
+        load_config(None, ["loss.l2=1", "data.train=x"])
+    with pytest.raises(ConfigError, match="data.train"):
+        load_config(None, [])
+    config = load_config(None, ["data.train=[a, b]", "loss.rate.end=2.9"])
+    assert config["data"]["train"] == ["a", "b"] and config["loss"]["rate"]["end"] == 2.9
