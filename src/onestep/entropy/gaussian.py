@@ -35,7 +35,7 @@ class _Models:
     """Everything both sides need, built once per scale table."""
 
     categoricals: tuple[constriction.stream.model.Categorical, ...]
-    centers: np.ndarray  # (num_scales,) int64: symbol v of scale i sits at position v + centers[i]
+    centers: np.ndarray  # (num_scales,) int32: symbol v of scale i sits at position v + centers[i]
     shifts: np.ndarray  # (num_scales,) int64 Exp-Golomb order of the escape code
     lengths: constriction.stream.model.Categorical
     pieces: constriction.stream.model.Uniform
@@ -51,7 +51,7 @@ def _models(scale_min: float, scale_max: float, num_scales: int) -> _Models:
     )
     return _Models(
         categoricals=categoricals,
-        centers=tables.centers,
+        centers=tables.centers.astype(np.int32),
         shifts=np.array([escape_shift(s) for s in tables.scales], dtype=np.int64),
         lengths=constriction.stream.model.Categorical(LENGTH_PROBS, perfect=False),
         pieces=constriction.stream.model.Uniform(),
@@ -80,6 +80,18 @@ def _grouping(idx: np.ndarray, num_scales: int) -> tuple[np.ndarray, np.ndarray]
     starts = np.zeros(num_scales + 1, dtype=np.int64)
     np.cumsum(np.bincount(idx, minlength=num_scales), out=starts[1:])
     return order, starts
+
+
+def _escape_raw(value: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Values outside -c..c as raw numbers >= 0: -c-1, -c-2, ... -> 1, 3, ...; c+1, c+2, ... -> 0, 2, ..."""
+    value, center = value.astype(np.int64), center.astype(np.int64)
+    return np.where(value < 0, -2 * (value + center) - 1, 2 * (value - center - 1))
+
+
+def _escaped_value(raw: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Inverse of `_escape_raw`, int64."""
+    center = center.astype(np.int64)
+    return np.where(raw & 1, -((raw + 1) >> 1) - center, (raw >> 1) + center + 1)
 
 
 class GaussianConditional(nn.Module):
@@ -137,7 +149,7 @@ class GaussianStreamEncoder:
             raise ValueError("symbols must fit in int32")
         idx = _check_indexes(indexes, len(self._m.categoricals))
         if sym.size:
-            self._chunks.append((sym.astype(np.int64), idx))
+            self._chunks.append((sym.astype(np.int32), idx))
 
     def finish(self) -> bytes:
         coder = constriction.stream.stack.AnsCoder()
@@ -149,24 +161,20 @@ class GaussianStreamEncoder:
 
     def _push_chunk(self, coder: constriction.stream.stack.AnsCoder, sym: np.ndarray, idx: np.ndarray) -> None:
         m = self._m
-        # Work in the caller's order and gather once: random-access passes are what cost time here.
+        # int32 passes in the caller's order, then one gather: memory traffic is what costs time here.
         center = m.centers[idx]
-        pos = sym + center  # position in the scale's alphabet; 2 * center + 1 is the escape symbol
-        escape = 2 * center + 1
-        below, above = pos < 0, pos >= escape
-        escaped = np.flatnonzero(below | above)
-        order, starts = _grouping(idx, len(m.categoricals))
+        escaped = np.flatnonzero((sym < -center) | (sym > center))
+        pos = sym + center  # position in the scale's alphabet (wraps only where escaped, overwritten below)
         if escaped.size:
             escaped = escaped[np.argsort(idx[escaped], kind="stable")]  # the order of the sorted symbols
-            p, e = pos[escaped], escape[escaped]
-            raw = np.where(p < 0, -2 * p - 1, 2 * (p - e))
             shift = m.shifts[idx[escaped]]
-            lengths, pieces = split_escapes(raw, shift)
+            lengths, pieces = split_escapes(_escape_raw(sym[escaped], center[escaped]), shift)
             if pieces.size:
                 coder.encode_reverse(pieces, m.pieces, piece_sizes(lengths, shift))
             coder.encode_reverse(lengths, m.lengths)
-            pos[escaped] = escape[escaped]
-        pos = pos.astype(np.int32)[order]
+            pos[escaped] = 2 * center[escaped] + 1
+        order, starts = _grouping(idx, len(m.categoricals))
+        pos = pos[order]
         for i in reversed(np.flatnonzero(starts[1:] > starts[:-1])):
             coder.encode_reverse(pos[starts[i] : starts[i + 1]], m.categoricals[i])
 
@@ -201,22 +209,22 @@ class GaussianStreamDecoder:
         grouped = np.empty(idx.size, dtype=np.int32)
         for i in np.flatnonzero(starts[1:] > starts[:-1]):
             grouped[starts[i] : starts[i + 1]] = coder.decode(m.categoricals[i], int(starts[i + 1] - starts[i]))
-        pos = np.empty(idx.size, dtype=np.int64)
-        pos[order] = grouped
+        values = np.empty(idx.size, dtype=np.int32)
+        values[order] = grouped
         center = m.centers[idx]
-        escaped = np.flatnonzero(pos == 2 * center + 1)
+        escaped = np.flatnonzero(values == 2 * center + 1)
+        values -= center
         if escaped.size:
             escaped = escaped[np.argsort(idx[escaped], kind="stable")]  # the encoder's order
             shift = m.shifts[idx[escaped]]
             lengths = coder.decode(m.lengths, escaped.size)
             sizes = piece_sizes(lengths, shift)
             pieces = coder.decode(m.pieces, sizes) if sizes.size else np.zeros(0, dtype=np.int32)
-            raw = join_escapes(lengths, shift, pieces)
-            pos[escaped] = np.where(raw & 1, -((raw + 1) >> 1), (raw >> 1) + pos[escaped])
-        values = pos - center
-        if values.size and (values.min() < _INT32.min or values.max() > _INT32.max):
-            raise StreamError("corrupt entropy-coded stream: a symbol does not fit in int32")
-        return values.astype(np.int32)
+            far = _escaped_value(join_escapes(lengths, shift, pieces), center[escaped])
+            if far.min() < _INT32.min or far.max() > _INT32.max:
+                raise StreamError("corrupt entropy-coded stream: a symbol does not fit in int32")
+            values[escaped] = far
+        return values
 
     def finish(self) -> None:
         """Raise `StreamError` unless the stream was consumed exactly."""
