@@ -1,0 +1,259 @@
+"""`onestep bench pipeline`: time a whole OneDC pipeline (random weights) on one image size.
+
+For each precision it runs `compress` (VAE encode, codec analysis, entropy coding) and `decompress` (entropy
+decoding, codec synthesis, one UNet call, VAE decode) and records the median wall / CPU time, the stream
+size and the peak memory of each phase: resident memory sampled from /proc on CPU, the allocator's peak
+on CUDA. bfloat16 runs the calls under autocast; the codec keeps its entropy-parameter path in float32
+itself, so streams stay decodable. The UNet is merged (no LoRA branches), as deployed for inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..methods.onedc import ARCHITECTURES
+from ..methods.pipeline import OneStepPipeline
+from .entropy import machine_info
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="full", help="OneDC architecture")
+    parser.add_argument("--size", default="768x512", help="image WIDTHxHEIGHT (default 768x512)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per phase (the median is kept)")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed runs before timing (use 1+ on GPU)")
+    parser.add_argument("--keep-lora", action="store_true", help="time the unmerged LoRA UNet instead")
+    parser.add_argument("--mode", default="normal", help="codec mode to time (normal or z-only)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--note", help="free text stored in the JSON")
+    parser.add_argument("-o", "--output", type=Path, help="write the JSON here (it is always printed)")
+
+
+def run(args: argparse.Namespace) -> int:
+    width, height = _parse_size(args.size)
+    names = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    unknown = [d for d in names if d not in DTYPES]
+    if unknown or not names:
+        raise ConfigError(f"--dtypes takes {', '.join(DTYPES)}; got {args.dtypes!r}")
+    if args.repeats < 1 or args.warmup < 0:
+        raise ConfigError("--repeats must be positive and --warmup non-negative")
+    report = bench_pipeline(
+        args.arch, width, height, args.device, names, args.repeats, args.warmup, args.keep_lora, args.mode, args.seed
+    )
+    if args.note:
+        report["notes"].insert(0, args.note)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must look like 768x512, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise ConfigError(f"--size must be positive, got {text!r}")
+    return width, height
+
+
+def bench_pipeline(
+    arch: str,
+    width: int,
+    height: int,
+    device: str,
+    dtypes: list[str],
+    repeats: int = 1,
+    warmup: int = 0,
+    keep_lora: bool = False,
+    mode: str = "normal",
+    seed: int = 0,
+) -> dict[str, Any]:
+    device_type = torch.device(device).type
+    if device_type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available")
+        # Streams are made with deterministic kernels; cuBLAS needs this to honour that.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    with PeakMemory(device) as build_memory:
+        model = ARCHITECTURES[arch]().to(device).eval()
+        if not keep_lora:
+            model.generator.merge_lora()
+    build_seconds = time.perf_counter() - start
+    if mode not in model.modes:
+        raise ConfigError(f"--mode must be one of {', '.join(model.modes)}")
+    image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    report: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "method": "onedc",
+        "arch": arch,
+        "weights": "random",
+        "unet": "LoRA unmerged" if keep_lora else "LoRA merged",
+        "mode": mode,
+        "image": {"width": width, "height": height},
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if device_type == "cuda" else None,
+        "machine": machine_info(),
+        "parameters": {
+            "autoencoder": model.autoencoder.num_parameters(),
+            "codec": model.codec.num_parameters(),
+            "generator": model.generator.num_parameters(),
+            "total": model.num_parameters(),
+        },
+        "build": {"seconds": round(build_seconds, 2), **build_memory.result()},
+        "repeats": repeats,
+        "warmup": warmup,
+        "runs": {},
+    }
+    reconstructions = {}
+    for name in dtypes:
+        report["runs"][name], reconstructions[name] = _bench_dtype(model, image, mode, DTYPES[name], repeats, warmup)
+    if "float32" in reconstructions:
+        for name, recon in reconstructions.items():
+            diff = (recon.int() - reconstructions["float32"].int()).abs()
+            report["runs"][name]["max_abs_diff_vs_float32"] = int(diff.max())
+    report["machine"]["load_average_1min_after"] = machine_info()["load_average_1min"]
+    report["notes"] = _notes(report)
+    return report
+
+
+def _bench_dtype(
+    model: OneStepPipeline, image: torch.Tensor, mode: str, dtype: torch.dtype, repeats: int, warmup: int
+) -> tuple[dict[str, Any], torch.Tensor]:
+    device = next(model.parameters()).device
+
+    def autocast() -> Any:
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def encode() -> Any:
+        with autocast():
+            return model.compress(image, mode=mode)
+
+    def decode() -> torch.Tensor:
+        with autocast():
+            return model.decompress(encoded)
+
+    for _ in range(warmup):
+        encoded = encode()
+        decode()
+    encoded, encode_stats = _measure(encode, repeats, device)
+    recon, decode_stats = _measure(decode, repeats, device)
+    size = sum(len(s) for s in encoded.sections.values())
+    result = {
+        "encode": encode_stats,
+        "decode": decode_stats,
+        "payload_bytes": size,
+        "sections": {k: len(v) for k, v in encoded.sections.items()},
+        "payload_bpp": round(8 * size / (encoded.height * encoded.width), 5),
+    }
+    return result, recon
+
+
+def _measure(fn: Callable[[], Any], repeats: int, device: torch.device) -> tuple[Any, dict[str, Any]]:
+    wall, cpu, memory = [], [], []
+    result = None
+    for _ in range(repeats):
+        _sync(device)
+        with PeakMemory(device) as peak:
+            w, c = time.perf_counter(), time.process_time()
+            result = fn()
+            _sync(device)
+            cpu.append(time.process_time() - c)
+            wall.append(time.perf_counter() - w)
+        memory.append(peak.result())
+    stats: dict[str, Any] = {
+        "wall_s": round(statistics.median(wall), 3),
+        "cpu_s": round(statistics.median(cpu), 3),
+        "wall_s_all": [round(v, 3) for v in wall],
+    }
+    stats.update({k: max(m[k] for m in memory) for k in memory[0]})
+    return result, stats
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory while the block runs. CPU: resident set size sampled every 5 ms from /proc/self/statm
+    (with the block's start value, so the increase is visible). CUDA: torch's allocator peak."""
+
+    def __init__(self, device: str | torch.device) -> None:
+        self.device = torch.device(device)
+        self.peak = self.start = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device)
+        else:
+            self.start = self.peak = _rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def __exit__(self, *_: Any) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes())
+
+    def result(self) -> dict[str, float]:
+        kind = "gpu_allocated" if self.device.type == "cuda" else "rss"
+        return {f"{kind}_start_mb": _mb(self.start), f"peak_{kind}_mb": _mb(self.peak)}
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the process high-water mark (kilobytes on Linux, bytes on macOS)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _mb(n: int) -> float:
+    return round(n / 2**20, 1)
+
+
+def _notes(report: dict[str, Any]) -> list[str]:
+    notes = []
+    machine = report["machine"]
+    loads = [x for x in (machine["load_average_1min"], machine["load_average_1min_after"]) if x is not None]
+    if report["device"] == "cpu" and loads and max(loads) > 0.5 * (machine["cores"] or 1):
+        notes.append(
+            f"shared machine: 1-min load average up to {max(loads)} on {machine['cores']} cores; wall times are "
+            "inflated by other processes"
+        )
+    if report["device"] == "cpu":
+        notes.append("CPU bfloat16 autocast covers conv/linear/matmul; its speed depends on the CPU's bf16 support")
+        notes.append("bfloat16 autocast also covers the VAE here (the reference keeps the VAE in float32)")
+    notes.append("random weights: stream sizes and reconstructions say nothing about compression quality")
+    return notes

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from onestep import cli
+from onestep.bench.pipeline import PeakMemory, _parse_size
+from onestep.errors import ConfigError
+from onestep.methods.onedc import onedc_tiny
+
+
+def test_bench_pipeline_tiny_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "pipeline", "--arch", "tiny", "--size", "128x64", "--dtypes", "float32,bfloat16", "-o", str(out)]
+    assert cli.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    assert report["image"] == {"width": 128, "height": 64} and report["weights"] == "random"
+    assert report["parameters"]["total"] == onedc_tiny(lora_rank=0).num_parameters()  # timed merged
+    for name in ("float32", "bfloat16"):
+        run = report["runs"][name]
+        assert run["sections"]["z"] == 4  # 1 x 2 positions of 14 bits
+        assert run["payload_bytes"] == sum(run["sections"].values())
+        for phase in ("encode", "decode"):
+            assert run[phase]["wall_s"] > 0 and run[phase]["cpu_s"] > 0
+            assert run[phase]["peak_rss_mb"] >= run[phase]["rss_start_mb"] > 0
+    assert report["runs"]["float32"]["max_abs_diff_vs_float32"] == 0
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    with PeakMemory("cpu") as peak:
+        block = bytearray(64 * 2**20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+        del block
+    result = peak.result()
+    assert result["peak_rss_mb"] - result["rss_start_mb"] >= 60
+
+
+def test_bad_arguments():
+    assert _parse_size("768x512") == (768, 512)
+    with pytest.raises(ConfigError):
+        _parse_size("768")
+    assert cli.main(["bench", "pipeline", "--arch", "tiny", "--dtypes", "float16"]) == 1
