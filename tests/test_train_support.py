@@ -2,7 +2,8 @@
 
 `LatentToyCodec` is a small but real trainable latent codec that reads only the latent (so it also serves
 latent-space training): a conv analysis, uniform-noise / straight-through quantisation, a learned
-zero-mean Gaussian rate model, a conv synthesis, and a coarse `y_semantic` map at /64 of the image.
+zero-mean Gaussian rate model, a conv synthesis, and a coarse `y_semantic` map at /64 of the image that
+also serves as cross-attention context tokens.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class LatentToyCodec(LatentCodec):
         p = (normal.cdf(noisy + 0.5) - normal.cdf(noisy - 0.5)).clamp_min(1e-9)
         bits = -torch.log2(p).sum(dim=(1, 2, 3))
         semantic = self.semantic(nn.functional.avg_pool2d(y_hat, FACTOR))
-        return CodecOutput(self.synthesis(y_hat / 4), bits={"y": bits}, extras={"y_semantic": semantic})
+        tokens = semantic.flatten(2).transpose(1, 2)  # cross-attention context, as OneDC's y_semantic
+        return CodecOutput(self.synthesis(y_hat / 4), tokens, bits={"y": bits}, extras={"y_semantic": semantic})
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +73,32 @@ def tiny_model_config(semantic_dim: int = 32) -> dict[str, Any]:
         "generator": {"_class": "ConvGenerator", "in_channels": 32, "out_channels": LATENT_CHANNELS, "width": 32},
         "name": "tiny-train",
     }
+
+
+def tiny_unet_model_config() -> dict[str, Any]:
+    """Like `tiny_model_config`, with the real one-step SD-UNet generator (tiny widths, LoRA rank 4)."""
+    from onestep.generators.unet import TINY_UNET  # noqa: F401 - also registers OneStepUNet
+
+    config = tiny_model_config()
+    config["generator"] = {
+        "_class": "OneStepUNet",
+        "unet": {**TINY_UNET, "out_channels": LATENT_CHANNELS},
+        "feature_channels": 32,
+        "lora_rank": 4,
+    }
+    return config
+
+
+def save_tiny_teacher(folder: Path, seed: int = 0) -> Path:
+    """A tiny random diffusers UNet2DConditionModel on the SpaceToDepth latent, as a stage-II teacher."""
+    from diffusers import UNet2DConditionModel
+
+    from onestep.generators.unet import TINY_UNET
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**{**TINY_UNET, "in_channels": LATENT_CHANNELS, "out_channels": LATENT_CHANNELS})
+    unet.save_pretrained(folder)
+    return folder
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (96, 80), seed: int = 0) -> Path:

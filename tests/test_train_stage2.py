@@ -1,0 +1,91 @@
+"""Stage-II training (DMD + diffusion GAN + pixel loss) on CPU with a tiny random teacher UNet."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from test_train_support import (  # noqa: F401 - one_thread is an autouse fixture
+    one_thread,
+    save_tiny_teacher,
+    tiny_config,
+    tiny_unet_model_config,
+    write_images,
+)
+
+from onestep.errors import ConfigError
+from onestep.train.engine import Trainer
+from onestep.train.score import Denoiser, load_unet
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stage2")
+    return write_images(root / "images", 4, size=(64, 64)), save_tiny_teacher(root / "teacher")
+
+
+def stage2_config(tmp_path, images, teacher, **stage2):
+    return tiny_config(
+        tmp_path,
+        images,
+        stage=2,
+        model={"config": tiny_unet_model_config()},
+        data={"crop": 64, "size": 64, "batch_size": 2},
+        stage2={"teacher": str(teacher), "gen_update_ratio": 2, "head_downsample": False, **stage2},
+        train={"steps": 3, "checkpoint_every": 2, "export": False},
+    )
+
+
+@pytest.mark.parametrize("discriminator", ["fake_unet", "latent_unet"])
+def test_stage2_steps_are_finite_and_update_the_right_parts(tmp_path, setup, discriminator):
+    images, teacher = setup
+    trainer = Trainer(stage2_config(tmp_path, images, teacher, discriminator=discriminator))
+    task = trainer.unwrapped
+    codec_before = {k: v.clone() for k, v in task.pipeline.codec.state_dict().items()}
+    real_before = {k: v.clone() for k, v in task.real.state_dict().items()}
+    lora_before = {k: v.clone() for k, v in task.pipeline.generator.state_dict().items() if "lora_B" in k}
+    logs = trainer.run()  # steps 0 and 2 update the generator, every step updates the guidance networks
+    for key in ("guidance_loss", "fake_score", "classifier"):
+        assert math.isfinite(logs[key]), key
+    assert all(torch.equal(v, task.pipeline.codec.state_dict()[k]) for k, v in codec_before.items()), "codec frozen"
+    assert all(torch.equal(v, task.real.state_dict()[k]) for k, v in real_before.items()), "teacher frozen"
+    lora_after = task.pipeline.generator.state_dict()
+    assert any(not torch.equal(v, lora_after[k]) for k, v in lora_before.items()), "the LoRA adapters train"
+
+
+def test_generator_step_losses_and_exact_resume(tmp_path, setup):
+    images, teacher = setup
+    config = stage2_config(tmp_path, images, teacher, embeddings=None)
+    uninterrupted = Trainer(config)
+    logs = [uninterrupted.train_step(next(uninterrupted._batches())) for _ in range(1)]
+    assert {"dm", "gan_generator", "l1", "guidance_loss"} <= set(logs[0]), "step 0 runs both phases"
+    assert all(math.isfinite(v) for v in logs[0].values())
+    config["output_dir"] = str(tmp_path / "full")
+    full = Trainer(config).run()
+    config["output_dir"] = str(tmp_path / "resumed")
+    resumed = Trainer(config, resume=tmp_path / "full" / "checkpoints" / "step_0000002").run()
+    assert resumed == full
+
+
+def test_classifier_free_guidance_embeddings(tmp_path, setup):
+    images, teacher = setup
+    path = tmp_path / "embeddings.safetensors"
+    save_file({"uncond": torch.randn(3, 32), "cond": torch.randn(3, 32)}, str(path))
+    config = stage2_config(tmp_path, images, teacher, embeddings=str(path), real_guidance=1.75)
+    config["train"]["steps"] = 1
+    assert math.isfinite(Trainer(config).run()["dm"])
+    save_file({"uncond": torch.randn(3, 16)}, str(path))
+    with pytest.raises(ConfigError, match="width"):
+        Trainer(config)
+
+
+def test_denoiser_schedule_round_trip(setup):
+    _, teacher = setup
+    for prediction in ("epsilon", "v_prediction"):
+        denoiser = Denoiser(load_unet(teacher), prediction, 0.00085, 0.012, 1000)
+        x0, noise = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+        t = torch.tensor([20, 640])
+        x_t = denoiser.add_noise(x0, noise, t)
+        assert torch.allclose(denoiser.x0(x_t, denoiser.target(x0, noise, t), t), x0, atol=1e-4)
