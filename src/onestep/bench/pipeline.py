@@ -52,16 +52,29 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--dtypes takes {', '.join(DTYPES)}; got {args.dtypes!r}")
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError("--repeats must be positive and --warmup non-negative")
+
+    def save(report: dict[str, Any]) -> None:
+        # Rewritten after each precision: an interrupted full-size run keeps what it measured.
+        if args.note and args.note not in report["notes"]:
+            report["notes"].insert(0, args.note)
+        if args.output is not None:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(report, indent=2) + "\n")
+
     report = bench_pipeline(
-        args.arch, width, height, args.device, names, args.repeats, args.warmup, args.keep_lora, args.mode, args.seed
+        args.arch,
+        width,
+        height,
+        args.device,
+        names,
+        args.repeats,
+        args.warmup,
+        args.keep_lora,
+        args.mode,
+        args.seed,
+        on_progress=save,
     )
-    if args.note:
-        report["notes"].insert(0, args.note)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -86,6 +99,7 @@ def bench_pipeline(
     keep_lora: bool = False,
     mode: str = "normal",
     seed: int = 0,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     device_type = torch.device(device).type
     if device_type == "cuda":
@@ -96,9 +110,8 @@ def bench_pipeline(
     torch.manual_seed(seed)
     start = time.perf_counter()
     with PeakMemory(device) as build_memory:
-        model = ARCHITECTURES[arch]().to(device).eval()
-        if not keep_lora:
-            model.generator.merge_lora()
+        # Random weights either way; without LoRA the UNet is built in its merged form directly.
+        model = ARCHITECTURES[arch](**({} if keep_lora else {"lora_rank": 0})).to(device).eval()
     build_seconds = time.perf_counter() - start
     if mode not in model.modes:
         raise ConfigError(f"--mode must be one of {', '.join(model.modes)}")
@@ -128,12 +141,13 @@ def bench_pipeline(
     reconstructions = {}
     for name in dtypes:
         report["runs"][name], reconstructions[name] = _bench_dtype(model, image, mode, DTYPES[name], repeats, warmup)
-    if "float32" in reconstructions:
-        for name, recon in reconstructions.items():
-            diff = (recon.int() - reconstructions["float32"].int()).abs()
+        if "float32" in reconstructions:
+            diff = (reconstructions[name].int() - reconstructions["float32"].int()).abs()
             report["runs"][name]["max_abs_diff_vs_float32"] = int(diff.max())
-    report["machine"]["load_average_1min_after"] = machine_info()["load_average_1min"]
-    report["notes"] = _notes(report)
+        report["machine"]["load_average_1min_after"] = machine_info()["load_average_1min"]
+        report["notes"] = _notes(report)
+        if on_progress is not None:
+            on_progress(report)
     return report
 
 
