@@ -12,6 +12,7 @@ restored, and data randomness comes from (seed, step) rather than from the globa
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -211,12 +212,14 @@ class Trainer:
         )
         window: dict[str, list[float]] = {}
         logs: dict[str, float] = {}
+        latest: dict[str, float] = {}  # stage II logs the generator's loss and bpp only on generator steps
         while self.step < train["steps"]:
             logs = self.train_step(next(batches).to(acc.device))
+            latest.update(logs)
             for key, value in logs.items():
                 window.setdefault(key, []).append(value)
             progress.update(1)
-            progress.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}", bpp=f"{logs.get('bpp', 0):.4f}")
+            progress.set_postfix(loss=f"{latest.get('loss', math.nan):.4f}", bpp=f"{latest.get('bpp', math.nan):.4f}")
             if self.step % train["log_every"] == 0 or self.step == train["steps"]:
                 acc.log({f"train/{k}": sum(v) / len(v) for k, v in window.items()}, step=self.step)
                 window.clear()
