@@ -75,6 +75,8 @@ def test_bad_inputs_and_configs():
         OneStepUNet(unet={"in_channels": 4})
     with pytest.raises(ConfigError):
         OneStepUNet(x_t="noise")
+    with pytest.raises(ConfigError, match="timestep"):
+        OneStepUNet(timestep=1000)
     with pytest.raises(ConfigError):
         OneStepUNet(unet=g.config["unet"], feature_channels=8, x_t="features")
 

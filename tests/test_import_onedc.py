@@ -13,7 +13,7 @@ from onestep.errors import ModelError
 from onestep.generators.lora import LoRALayer
 from onestep.generators.onedc_keys import official_unet_key
 from onestep.methods.onedc import onedc_tiny
-from onestep.methods.onedc_import import CODEC_FILE, UNET_FILE, import_onedc
+from onestep.methods.onedc_import import CODEC_FILE, UNET_FILE, import_onedc, write_safetensors_streaming
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,29 @@ def test_cli_reports_errors_on_one_line(tmp_path, capsys):
     assert cli.main(["import-onedc", str(tmp_path), "--vae", str(tmp_path), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and UNET_FILE in err
+
+
+def test_streaming_writer_round_trips_and_is_atomic(tmp_path):
+    tensors = {
+        "b.int": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+        "a.half": torch.randn(3, 5).to(torch.bfloat16),
+        "c.scalar": torch.tensor(1.5),
+        "d.odd": torch.randn(7, dtype=torch.float16),
+    }
+    specs = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
+    write_safetensors_streaming(tmp_path / "x.safetensors", specs, tensors.__getitem__)
+    loaded = load_file(str(tmp_path / "x.safetensors"))
+    assert loaded.keys() == tensors.keys() and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+
+    def failing(name: str) -> torch.Tensor:
+        if name == "c.scalar":
+            raise RuntimeError("disk full")
+        return tensors[name]
+
+    with pytest.raises(RuntimeError):
+        write_safetensors_streaming(tmp_path / "y.safetensors", specs, failing)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.safetensors"]
+    with pytest.raises(ModelError, match="shape"):
+        write_safetensors_streaming(
+            tmp_path / "z.safetensors", {**specs, "c.scalar": ((2,), torch.float32)}, tensors.__getitem__
+        )

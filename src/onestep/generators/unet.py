@@ -89,6 +89,8 @@ class OneStepUNet(Generator):
         overrides = dict(unet or {})
         if "in_channels" in overrides:
             raise ConfigError("set the UNet's input width with feature_channels, not unet.in_channels")
+        if not 0 <= timestep < 1000:
+            raise ConfigError(f"timestep must be in 0..999 (SD's training schedule), got {timestep}")
         if x_t not in X_T_SOURCES:
             raise ConfigError(f"x_t must be one of {', '.join(X_T_SOURCES)}, not {x_t!r}")
         config = {**sd15_unet_config(), **overrides, "in_channels": feature_channels}
