@@ -1,0 +1,53 @@
+"""The default model: small enough to train and decode on a laptop CPU.
+
+    image -> TAEF2 encoder (frozen) -> LatentHyperpriorCodec -> stream
+    stream -> LatentHyperpriorCodec -> ConvGenerator (one call) -> TAEF2 decoder (sub-pixel head) -> image
+
+TAEF2 (the tiny FLUX.2 autoencoder, MIT) gives a 32-channel latent at 1/8 resolution; the codec codes it
+with an FSQ hyperprior (z at 1/64) and the 4-pass spatial prior (y at 1/16); a residual conv generator
+predicts the latent from the decoded features in one call. The decoder's last, full-resolution stage is
+replaced by a half-resolution sub-pixel head (trained with the rest), which halves the decode time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..autoencoders.taef2 import TAEF2
+from ..codecs.latent_hyperprior import LatentHyperpriorCodec
+from ..errors import ModelError
+from ..generators.conv import ConvGenerator
+from .pipeline import OneStepPipeline
+
+DEFAULT_NAME = "onestep-default"
+TAEF2_FILES = ("taef2_encoder.pth", "taef2_decoder.pth")
+
+
+def default_model(
+    taef2_dir: str | os.PathLike[str] | None = None,
+    y_channels: int = 64,
+    channels: int = 128,
+    feature_channels: int = 128,
+    generator_width: int = 128,
+    generator_depth: int = 4,
+    name: str = DEFAULT_NAME,
+) -> OneStepPipeline:
+    """Build the default architecture; with `taef2_dir` (holding the released TAEF2 files) the autoencoder
+    starts from the pretrained weights, otherwise everything is random (tests)."""
+    if taef2_dir is None:
+        autoencoder = TAEF2(decoder_head="subpixel")
+    else:
+        encoder, decoder = (Path(taef2_dir) / f for f in TAEF2_FILES)
+        if not encoder.is_file() or not decoder.is_file():
+            raise ModelError(f"{taef2_dir} does not hold {' and '.join(TAEF2_FILES)}")
+        autoencoder = TAEF2.from_taesd_files(encoder, decoder, decoder_head="subpixel")
+    codec = LatentHyperpriorCodec(
+        latent_channels=autoencoder.latent_channels,
+        latent_downsampling=autoencoder.downsampling,
+        channels=channels,
+        y_channels=y_channels,
+        feature_channels=feature_channels,
+    )
+    generator = ConvGenerator(feature_channels, autoencoder.latent_channels, generator_width, generator_depth)
+    return OneStepPipeline(autoencoder, codec, generator, name=name)
