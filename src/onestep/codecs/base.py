@@ -41,6 +41,13 @@ class LatentCodec(ModelMixin):
         raise NotImplementedError
 
     @torch.no_grad()
+    def compress_and_reconstruct(
+        self, image: torch.Tensor, latent: torch.Tensor, mode: str = "normal"
+    ) -> tuple[dict[str, bytes], CodecOutput]:
+        """`compress`, plus what `decompress` will return, computed on the encoder's side."""
+        raise NotImplementedError
+
+    @torch.no_grad()
     def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
         """Rebuild the generator's input from the sections; `padded_size` is (H, W) in pixels."""
         raise NotImplementedError
