@@ -133,3 +133,10 @@ def tiny_config(tmp_path: Path, source: Path, **sections: Any) -> dict[str, Any]
     for key, value in sections.items():
         merge(config, {key: value})
     return config
+
+
+def build_tiny_pipeline(semantic_dim: int = 32) -> Any:
+    """`model.factory` target for configs run in a fresh process (e.g. under `accelerate launch`)."""
+    from onestep.modeling import model_from_config
+
+    return model_from_config(tiny_model_config(semantic_dim))

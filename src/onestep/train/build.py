@@ -54,19 +54,47 @@ def with_model_classes(load: Callable[[], ModelMixin]) -> ModelMixin:
         return load()
 
 
-def load_init_weights(model: torch.nn.Module, source: str | Path) -> None:
-    """Load the matching tensors of a safetensors file (or model folder); report what did not match."""
-    path = Path(source)
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         path = path / WEIGHTS_NAME
     if not path.is_file():
         raise ModelError(f"model.init: {path} does not exist")
-    state = load_file(str(path))
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # damaged or unsafe files raise many types
+        raise ModelError(f"model.init: cannot read {path}: {e}") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"model.init: {path} does not hold a state dict")
+    return state
+
+
+def load_init_weights(model: torch.nn.Module, entries: Any) -> dict[str, int]:
+    """Load the tensors of each entry that fit the model (name and shape); returns loaded counts per file.
+
+    An entry is a path (model folder, .safetensors, or a torch state dict read with weights_only) or
+    {path, prefix}: `prefix` is put in front of the file's names, so a plain SD UNet state dict loads into
+    `generator.unet.`; a `x.weight` that the model wraps with LoRA goes to `x.base_layer.weight`."""
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise ModelError(f"model.init: no tensor in {path} fits this model")
-    model.load_state_dict(usable, strict=False)
+    loaded: dict[str, int] = {}
+    for entry in entries if isinstance(entries, list) else [entries]:
+        path, prefix = (entry, "") if isinstance(entry, str) else (entry.get("path"), entry.get("prefix", ""))
+        if not path:
+            raise ConfigError(f"model.init entry {entry!r} names no path")
+        usable = {}
+        for key, value in _read_state(Path(path)).items():
+            name = prefix + key
+            if name not in own:
+                head, _, leaf = name.rpartition(".")
+                name = f"{head}.base_layer.{leaf}"
+            if name in own and own[name].shape == value.shape:
+                usable[name] = value
+        if not usable:
+            raise ModelError(f"model.init: no tensor in {path} fits this model (prefix {prefix!r})")
+        model.load_state_dict(usable, strict=False)
+        loaded[str(path)] = len(usable)
+    return loaded
 
 
 def set_trainable(model: torch.nn.Module, trainable: list[str] | None, frozen: list[str]) -> None:

@@ -31,6 +31,7 @@ from .checkpoint import TrainingState, find_checkpoint, load_checkpoint, prune_c
 from .checkpoint import set_rng_state as restore_rng
 from .config import dump_config
 from .data import BatchPlan, TrainingImages, TrainingLatents, make_loader
+from .pack import encoder_fingerprint
 from .validation import validate
 
 
@@ -51,8 +52,8 @@ def make_dataset(config: dict[str, Any], pipeline: nn.Module) -> torch.utils.dat
     if data["latents"]:
         dataset = TrainingLatents(data["train"], data["crop"], data["flip"])
         ds = pipeline.autoencoder.downsampling
-        if dataset.meta.get("fingerprint") != pipeline.autoencoder.fingerprint().hex():
-            raise ConfigError("the latent shards were made by another autoencoder than this model's")
+        if dataset.meta.get("fingerprint") != encoder_fingerprint(pipeline.autoencoder):
+            raise ConfigError("the latent shards were made by another autoencoder (encoder) than this model's")
         multiple = max(1, multiple // ds)
     else:
         dataset = TrainingImages(data["train"], data["crop"], data["flip"])
@@ -184,7 +185,7 @@ class Trainer:
         with torch.random.fork_rng():  # validation must not shift the training RNG
             return validate(
                 self.unwrapped.pipeline, settings["folder"], settings["max_images"], settings["max_side"],
-                self.accelerator.autocast(),
+                self.accelerator.autocast,
             )  # fmt: skip
 
     def export(self) -> Path:

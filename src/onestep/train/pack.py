@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..autoencoders.base import Autoencoder
 from ..errors import ConfigError, ModelError
-from ..modeling import ModelMixin
+from ..modeling import ModelMixin, state_dict_fingerprint
 from .data import list_images, load_rgb, resize_short_side, to_tensor
 from .shards import ShardWriter, latent_bytes
 
@@ -68,6 +68,13 @@ def pack_images(
 TAEF2_DIR = Path("../shared/weights/taef2")
 
 
+def encoder_fingerprint(autoencoder: Autoencoder) -> str:
+    """Identifies what determines the latents: every weight of the autoencoder except its decoder's
+    (a model may retrain or replace the decoder and still use latents packed with the original)."""
+    state = {k: v for k, v in autoencoder.state_dict().items() if not k.startswith(("decoder.", "post_quant_conv."))}
+    return state_dict_fingerprint(state).hex()
+
+
 def load_autoencoder(spec: str) -> Autoencoder:
     """`taef2` (released weights in ../shared/weights/taef2), `taef2:FOLDER`, an autoencoder folder or a
     pipeline folder (its autoencoder is used)."""
@@ -102,7 +109,7 @@ def pack_latents(
     meta = {
         "size": size,
         "autoencoder": autoencoder.to_config(),
-        "fingerprint": autoencoder.fingerprint().hex(),
+        "fingerprint": encoder_fingerprint(autoencoder),
         "latent_channels": autoencoder.latent_channels,
         "downsampling": ds,
     }

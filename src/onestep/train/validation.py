@@ -4,6 +4,7 @@ the offline perceptual distance, using `onestep.eval`'s metric functions."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,10 +29,11 @@ def validate(
     folder: str | Path,
     max_images: int = 24,
     max_side: int = 0,
-    autocast: contextlib.AbstractContextManager | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
     perceptual: nn.Module | None = None,
 ) -> dict[str, float]:
-    """Mean metrics over the first `max_images` images (downscaled to `max_side` when it is set).
+    """Mean metrics over the first `max_images` images (downscaled to `max_side` when it is set);
+    `autocast` makes the mixed-precision context for each forward.
     bpp is the codec's estimate on the padded image, divided by the original pixel count."""
     modes = [(m, m.training) for m in pipeline.modules()]
     pipeline.eval()
@@ -47,7 +49,7 @@ def validate(
             image.thumbnail((max_side, max_side))
         x = to_tensor(image)[None].to(device)
         h, w = x.shape[-2:]
-        with autocast or contextlib.nullcontext():
+        with autocast() if autocast is not None else contextlib.nullcontext():
             out = pipeline(pad_image(x, pipeline.pad_multiple))
         reconstruction = out.reconstruction[..., :h, :w].float().clamp(-1, 1)
         metrics = {
