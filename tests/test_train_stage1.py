@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from test_train_support import one_thread, tiny_config, write_images  # noqa: F401 - autouse fixture
+from test_train_support import REPO, one_thread, tiny_config, write_images  # noqa: F401 - autouse fixture
 
 from onestep.autoencoders.space_to_depth import SpaceToDepth
 from onestep.cli import main
@@ -26,28 +26,40 @@ def images(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("images"), 6, size=(80, 72))
 
 
-def test_few_steps_with_perceptual_and_semantic_losses(tmp_path, images):
+def test_onedc_tiny_with_perceptual_semantic_and_validation(tmp_path, images):
+    """The real OneDC structure at test size: KL VAE, OneDC codec (y_semantic at /64), SD UNet with LoRA."""
     config = tiny_config(
         tmp_path,
         images,
-        loss={"perceptual": 1.0, "perceptual_net": "efficientnet"},
+        model={"config": None, "factory": "onestep.methods.onedc:onedc_tiny"},
+        loss={"perceptual": 0.5, "perceptual_net": "efficientnet"},
         semantic={
             "weight": 0.01,
             "teacher": "efficientnet_kmeans",
-            "kmeans": {"codes": 4, "fit_images": 4, "iterations": 3},
+            "kmeans": {"codes": 4, "fit_images": 4, "iterations": 2},
             "head": {"dim": 32, "heads": 2, "blocks": 1, "window": 2},
         },
         data={"crop": 64, "size": 64, "batch_size": 2},
+        train={"steps": 2},
+        validation={"folder": str(images), "every": 2, "max_images": 1},
     )
-    logs = Trainer(config).run()
+    trainer = Trainer(config)
+    unet = trainer.unwrapped.pipeline.generator.unet
+    assert not unet.down_blocks[0].resnets[0].conv1.base_layer.weight.requires_grad, "the UNet base stays frozen"
+    assert not any(p.requires_grad for p in trainer.unwrapped.pipeline.autoencoder.parameters())
+    logs = trainer.run()
     for key in ("loss", "bpp", "l1", "perceptual", "semantic_ce", "semantic_mse"):
         assert math.isfinite(logs[key]), key
     run = tmp_path / "run"
     exported = OneStepPipeline.from_pretrained(run / "model")
-    trained = load_file(str(run / "checkpoints" / "step_0000003" / "model.safetensors"))
-    assert torch.equal(exported.state_dict()["codec.analysis.weight"], trained["pipeline.codec.analysis.weight"])
+    trained = load_file(str(run / "checkpoints" / "step_0000002" / "model.safetensors"))
+    key = "codec.decoder.conv_out.block.1.conv_out.weight"
+    assert torch.equal(exported.state_dict()[key], trained[f"pipeline.{key}"])
     assert any(k.startswith("semantic.head.") for k in trained), "the Codeformer head is checkpointed"
+    assert not any(k.startswith("pipeline.autoencoder.") for k in trained), "frozen parts are not copied"
     assert list((run / "train").glob("events.out.tfevents.*")), "TensorBoard logs are written"
+    metrics = trainer.validate()
+    assert set(metrics) == {"bpp", "psnr", "ms_ssim", "perceptual"} and all(map(math.isfinite, metrics.values()))
 
 
 def test_resume_gives_the_same_next_step(tmp_path, images):
@@ -115,6 +127,18 @@ def test_rate_weight_warms_up_quadratically_from_step_zero():
     assert weight(0) == pytest.approx(1e-4), "step 0 uses the start value (the reference used the end)"
     assert weight(2000) == pytest.approx(1e-4 + 0.25 * (4.6 - 1e-4))
     assert weight(4000) == weight(10**6) == pytest.approx(4.6)
+
+
+def test_shipped_configs_are_valid():
+    paths = sorted((REPO / "configs" / "train").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"onedc_stage1", "onedc_stage2", "small", "small_latent"}
+    for path in paths:
+        config = load_config(path)
+        assert config["model"]["factory"] or config["model"]["pretrained"], path.name
+    reference = load_config(REPO / "configs" / "train" / "onedc_stage1.yaml")
+    assert reference["optim"]["lr"] == 5e-5 and reference["train"]["steps"] == 400_000
+    assert reference["loss"]["rate"] == {"start": 1e-4, "end": 4.6, "warmup_steps": 4000, "begin": 0}
+    assert reference["semantic"]["weight"] == 0.001 and reference["data"]["crop"] == 1024
 
 
 def test_config_errors(tmp_path):

@@ -23,7 +23,8 @@ from onestep.codecs.base import CodecOutput, LatentCodec
 from onestep.generators.conv import ConvGenerator  # noqa: F401 - registers the class
 from onestep.train.config import DEFAULTS, merge
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared"
 FACTOR = 8  # SpaceToDepth factor of the tiny pipelines
 LATENT_CHANNELS = 3 * FACTOR**2
 
