@@ -1,0 +1,35 @@
+"""Rate-distortion(-perception) curves, one PNG per metric (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from .metrics import METRICS_BY_KEY  # noqa: E402
+from .results import RatePoint  # noqa: E402
+
+
+def plot_metric(points: dict[str, list[RatePoint]], labels: dict[str, str], key: str, path: Path, title: str) -> Path:
+    """One curve per codec: mean bpp (log axis) against the metric's value per setting."""
+    info = METRICS_BY_KEY[key]
+    figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    for name, curve in points.items():
+        pairs = sorted((p.bpp, p.values[key]) for p in curve if math.isfinite(p.values.get(key, math.nan)))
+        if pairs:
+            axes.plot(*zip(*pairs), marker="o", markersize=3.5, linewidth=1.4, label=labels[name])
+    axes.set_xscale("log")
+    axes.set_xlabel("bits per pixel")
+    axes.set_ylabel(f"{info.label} {'↑' if info.higher_is_better else '↓'}")
+    axes.set_title(title, fontsize=10)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
