@@ -26,6 +26,9 @@ from .frechet import frechet_distance, kernel_distance
 from .patches import fid_patches
 from .weights import MissingWeightsError
 
+# Stored with every cached result; bump it when a metric's definition changes, so old values are recomputed.
+METRICS_VERSION = 1
+
 
 @dataclass(frozen=True)
 class MetricInfo:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ..errors import OneStepError
 from .cache import CachedItem, ResultCache
 from .dataset import EvalImage
-from .metrics import MetricSuite
+from .metrics import METRICS_VERSION, MetricSuite
 
 
 class Codec(Protocol):
@@ -98,10 +98,11 @@ def run_evaluation(
 ) -> EvalRun:
     run = EvalRun()
     for image in images:
-        features = cache.reference_features(image.digest)
+        key = f"{image.digest}-v{METRICS_VERSION}"
+        features = cache.reference_features(key)
         if set(features) != set(suite.extractors):
             features = suite.patch_features(image.pixels)
-            cache.save_reference_features(image.digest, features)
+            cache.save_reference_features(key, features)
         run.reference_features[image.name] = features
     references = ReferenceStore(suite)
     wanted = [m.info.key for m in suite.image_metrics]
@@ -138,6 +139,7 @@ def _incomplete(item: CachedItem, wanted: list[str], suite: MetricSuite) -> bool
     metrics = item.record.get("metrics", {})
     return (
         item.data is None
+        or item.record.get("metrics_version") != METRICS_VERSION
         or "encode_s" not in item.record
         or any(k not in metrics for k in wanted)
         or any(k not in item.features for k in suite.extractors)
@@ -158,12 +160,14 @@ def _measure(
             f"{tuple(reconstruction.shape)}, expected uint8 {tuple(image.pixels.shape)}"
         )
     prepared = references.get(image)
-    metrics = dict(record.get("metrics", {}))
+    current = record.get("metrics_version") == METRICS_VERSION
+    metrics = dict(record.get("metrics", {})) if current else {}
     for metric in suite.image_metrics:
         if metric.info.key not in metrics:
             metrics[metric.info.key] = metric.measure(prepared[metric.info.key], reconstruction)
     record["metrics"] = metrics
-    features = dict(item.features)
+    record["metrics_version"] = METRICS_VERSION
+    features = dict(item.features) if current else {}
     if any(name not in features for name in suite.extractors):
         features.update(suite.patch_features(reconstruction))
     return CachedItem(data, record, features)
