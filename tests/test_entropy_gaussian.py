@@ -133,6 +133,7 @@ def test_rate_is_sane(gc):
 def test_float_symbols_must_be_whole(gc):
     idx = torch.tensor([3, 4])
     assert_round_trip(gc, [(torch.tensor([2.0, -7.0]), idx)])
+    assert_round_trip(gc, [(torch.tensor([300.0, -7.0], dtype=torch.bfloat16), idx)])
     for bad in (torch.tensor([0.5, 1.0]), torch.tensor([float("nan"), 1.0])):
         with pytest.raises(ValueError, match="whole numbers"):
             gc.encoder().add(bad, idx)

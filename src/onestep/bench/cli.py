@@ -14,7 +14,7 @@ PIPELINE_MODULE = "onestep.bench.pipeline"
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    benches = parser.add_subparsers(dest="bench", required=True, metavar="{entropy,pipeline}")
+    benches = parser.add_subparsers(dest="bench", required=True)
     entropy = benches.add_parser("entropy", help="time the entropy coder and index packing, write JSON")
     entropy.add_argument("-o", "--output", type=Path, help="write the JSON here (it is always printed)")
     entropy.add_argument("--symbols", type=int, default=1_000_000, help="symbols in the random-index test")

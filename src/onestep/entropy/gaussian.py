@@ -60,7 +60,8 @@ def _models(scale_min: float, scale_max: float, num_scales: int) -> _Models:
 
 def _flat_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.double() if x.dtype == torch.bfloat16 else x).numpy()  # numpy has no bfloat16
     return np.ascontiguousarray(x).reshape(-1)
 
 
