@@ -11,6 +11,7 @@ import yaml
 from safetensors.torch import load_file
 from test_train_support import REPO, one_thread, tiny_config, write_images  # noqa: F401 - autouse fixture
 
+from onestep.api import compress, decompress, load_model
 from onestep.autoencoders.space_to_depth import SpaceToDepth
 from onestep.cli import main
 from onestep.errors import ConfigError
@@ -60,6 +61,9 @@ def test_onedc_tiny_with_perceptual_semantic_and_validation(tmp_path, images):
     assert list((run / "train").glob("events.out.tfevents.*")), "TensorBoard logs are written"
     metrics = trainer.validate()
     assert set(metrics) == {"bpp", "psnr", "ms_ssim", "perceptual"} and all(map(math.isfinite, metrics.values()))
+    model = load_model(run / "model")  # what `onestep compress --model` reads
+    image = (torch.rand(3, 40, 56) * 255).to(torch.uint8)
+    assert decompress(model, compress(model, image)).shape == image.shape
 
 
 def test_resume_gives_the_same_next_step(tmp_path, images):
@@ -73,6 +77,9 @@ def test_resume_gives_the_same_next_step(tmp_path, images):
     assert resumed["loss"] == uninterrupted["loss"] and resumed["bpp"] == uninterrupted["bpp"]
     again = load_file(str(tmp_path / "resumed" / "checkpoints" / "step_0000003" / "model.safetensors"))
     assert all(torch.equal(final[k], again[k]) for k in final)
+    config["optim"]["lr"] = 2e-4  # a changed learning rate wins over the checkpoint's (lower it and go on)
+    config["output_dir"], config["train"]["steps"] = str(tmp_path / "lower"), 4
+    assert Trainer(config, resume=tmp_path / "run").run()["lr/main"] == 2e-4
 
 
 def test_overfits_one_image_with_bounded_rate(tmp_path):
@@ -103,6 +110,7 @@ def test_latent_space_training(tmp_path, images):
         data={"latents": True, "crop": 8, "size": 8, "schedule": {"resize": 0.0}, "batch_size": 2},
         loss={"latent_mse": 1.0},
     )
+    config["train"]["mixed_precision"] = "bf16"  # bf16 autocast, as the reference's use_fp16
     logs = Trainer(config).run()
     assert math.isfinite(logs["latent_mse"]) and "l1" not in logs
     config["data"]["train"] = [str(images)]

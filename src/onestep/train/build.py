@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
     if spec.get("config"):
         model = with_model_classes(lambda: model_from_config(spec["config"]))
     elif spec.get("pretrained"):
-        model = with_model_classes(lambda: ModelMixin.from_pretrained(spec["pretrained"])).train()
+        model = load_pretrained(spec["pretrained"]).train()
     else:
         module_name, _, function_name = str(spec["factory"]).partition(":")
         try:
@@ -40,18 +41,30 @@ def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
     return model
 
 
+PART_PACKAGES = ("onestep.autoencoders", "onestep.codecs", "onestep.generators", "onestep.methods")
+
+
 def with_model_classes(load: Callable[[], ModelMixin]) -> ModelMixin:
-    """Build a model from a config naming classes by name: on an unknown name, import every module
-    that defines model parts (they register on import) and try again."""
+    """Build a model from a config that names classes: on an unknown name, import every module of the
+    part packages (classes register on import) and try again."""
     try:
         return load()
     except ModelError as e:
         if "unknown model class" not in str(e):
             raise
-        from ..api import import_model_classes
-
-        import_model_classes()
+        for package_name in PART_PACKAGES:
+            package = importlib.import_module(package_name)
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package_name}.{module.name}")
         return load()
+
+
+def load_pretrained(folder: str | Path) -> ModelMixin:
+    """A model folder (a pipeline or a part), importing the modules its config names first."""
+    from ..api import import_model_classes
+
+    import_model_classes(Path(folder))
+    return ModelMixin.from_pretrained(folder)
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

@@ -76,6 +76,19 @@ def _warmup(steps: int):  # noqa: ANN202 - a LambdaLR factor
     return lambda step: min(1.0, (step + 1) / steps) if steps > 0 else 1.0
 
 
+def _set_base_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, lr: float) -> None:
+    """After a resume, the config's learning rate wins over the checkpoint's (the reference's recipe lowers
+    it by hand and goes on); with an unchanged config this reproduces the saved values exactly."""
+    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):
+        group["initial_lr"] = lr
+        group["lr"] = lr * factor(scheduler.last_epoch)
+
+
+def _due(step: int, every: int) -> bool:
+    return bool(every) and step % every == 0
+
+
 def _seed(*values: int) -> int:
     return int(np.random.SeedSequence(list(values)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
@@ -86,7 +99,7 @@ class Trainer:
         self.out = Path(config["output_dir"])
         train = config["train"]
         self.accelerator = Accelerator(
-            mixed_precision=train["mixed_precision"],
+            mixed_precision="no",  # bf16 autocast is ours (`self.autocast`), so trainers in one process may differ
             log_with="tensorboard",
             project_dir=str(self.out),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -118,12 +131,19 @@ class Trainer:
             )
             self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[name], _warmup(optim["warmup"]))
         if state is not None:
-            for name in self.optimizers:
-                self.optimizers[name].load_state_dict(state.optimizers[name])
+            for name, optimizer in self.optimizers.items():
+                lr = optimizer.param_groups[0]["initial_lr"]  # the config's, before loading
+                optimizer.load_state_dict(state.optimizers[name])
                 self.schedulers[name].load_state_dict(state.schedulers[name])
+                _set_base_lr(optimizer, self.schedulers[name], lr)
         self.checkpoint = checkpoint
         data = config["data"]
         self.schedule = ResolutionSchedule(data["size"], **data["schedule"], seed=config["seed"])
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast around forwards when train.mixed_precision is bf16 (the reference's use_fp16)."""
+        enabled = self.config["train"]["mixed_precision"] == "bf16"
+        return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     @property
     def main(self) -> bool:
@@ -147,7 +167,8 @@ class Trainer:
         logs: dict[str, float] = {}
         clip = self.config["optim"]["grad_clip"]
         for phase in self.unwrapped.phases(step):
-            loss, phase_logs = self.task(batch, step, phase)
+            with self.autocast():
+                loss, phase_logs = self.task(batch, step, phase)
             if not torch.isfinite(loss.detach()):
                 raise FloatingPointError(f"step {step}: the {phase} loss is {loss.item()}")
             acc.backward(loss)
@@ -185,7 +206,7 @@ class Trainer:
         with torch.random.fork_rng():  # validation must not shift the training RNG
             return validate(
                 self.unwrapped.pipeline, settings["folder"], settings["max_images"], settings["max_side"],
-                self.accelerator.autocast,
+                self.autocast,
             )  # fmt: skip
 
     def export(self) -> Path:
@@ -221,15 +242,15 @@ class Trainer:
                 window.setdefault(key, []).append(value)
             progress.update(1)
             progress.set_postfix(loss=f"{latest.get('loss', math.nan):.4f}", bpp=f"{latest.get('bpp', math.nan):.4f}")
-            if self.step % train["log_every"] == 0 or self.step == train["steps"]:
+            last = self.step == train["steps"]
+            if _due(self.step, train["log_every"]) or last:
                 acc.log({f"train/{k}": sum(v) / len(v) for k, v in window.items()}, step=self.step)
                 window.clear()
-            every = self.config["validation"]["every"]
-            if every and self.config["validation"]["folder"] and self.step % every == 0:
-                metrics = self.validate()
-                acc.log({f"val/{k}": v for k, v in metrics.items()}, step=self.step)
+            if self.config["validation"]["folder"] and _due(self.step, self.config["validation"]["every"]):
+                if self.main:  # the unwrapped model: no DDP communication, so the other ranks need not wait
+                    acc.log({f"val/{k}": v for k, v in self.validate().items()}, step=self.step)
                 set_training_modes(self.task)
-            if self.step % train["checkpoint_every"] == 0 or self.step == train["steps"]:
+            if _due(self.step, train["checkpoint_every"]) or last:
                 with torch.random.fork_rng():
                     self.save()
         progress.close()
