@@ -160,7 +160,7 @@ def run_entropy_bench(
     report["onedc_image"] = {
         "size": [height, width],
         "y_full_range": bench_onedc_y(gc, height, width, (SCALE_MIN, SCALE_MAX), repeats),
-        "y_low_rate": bench_onedc_y(gc, height, width, (SCALE_MIN, 1.0), repeats),
+        "y_small_scales": bench_onedc_y(gc, height, width, (SCALE_MIN, 1.0), repeats),
         "z": bench_onedc_z(height, width, repeats),
     }
     machine = report["machine"]
