@@ -54,11 +54,16 @@ def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
 def _ssim_terms(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean SSIM and mean contrast-structure term, each B x C (data range 1)."""
     c1, c2 = K1**2, K2**2
+    # (Co)variances do not change when a constant is subtracted; subtracting each channel's mean first
+    # keeps float32 rounding in E[x^2] - E[x]^2 far below C2 in flat regions.
+    shift_x, shift_y = x.mean(dim=(2, 3), keepdim=True), y.mean(dim=(2, 3), keepdim=True)
+    x, y = x - shift_x, y - shift_y
     # one filtering pass over the five moments instead of five passes
     mu_x, mu_y, xx, yy, xy = _blur(torch.cat([x, y, x * x, y * y, x * y], dim=1), window).chunk(5, dim=1)
     var_x = xx - mu_x.square()
     var_y = yy - mu_y.square()
     cov = xy - mu_x * mu_y
+    mu_x, mu_y = mu_x + shift_x, mu_y + shift_y
     cs_map = (2 * cov + c2) / (var_x + var_y + c2)
     ssim_map = (2 * mu_x * mu_y + c1) / (mu_x.square() + mu_y.square() + c1) * cs_map
     return ssim_map.mean(dim=(2, 3)), cs_map.mean(dim=(2, 3))

@@ -27,7 +27,7 @@ from .patches import fid_patches
 from .weights import MissingWeightsError
 
 # Stored with every cached result; bump it when a metric's definition changes, so old values are recomputed.
-METRICS_VERSION = 1
+METRICS_VERSION = 2
 
 
 @dataclass(frozen=True)
