@@ -177,3 +177,16 @@ def test_other_table_sizes_round_trip():
     assert_round_trip(small, [(sym, idx)])
     with pytest.raises(ValueError):
         GaussianConditional(scale_min=1.0, scale_max=0.5)
+
+
+def test_scale_index_matches_the_reference_formula_away_from_bin_edges() -> None:
+    gc = GaussianConditional()
+    scales = torch.exp(
+        torch.empty(100_000).uniform_(math.log(0.01), math.log(200.0), generator=torch.Generator().manual_seed(5))
+    )
+    formula = ((torch.log(scales.double().clamp_min(1e-5)) - math.log(0.11)) / gc._log_step).clamp(0, 255)
+    near_edge = (formula - formula.round()).abs() < 1e-4
+    ours = gc.scale_index(scales)
+    assert torch.equal(ours[~near_edge], formula.floor().long()[~near_edge])
+    assert (ours[near_edge] - formula.floor().long()[near_edge]).abs().max() <= 1
+    assert gc.scale_index(torch.tensor([float("nan"), -3.0, 0.0, 1e9])).tolist() == [0, 0, 0, 255]

@@ -103,7 +103,7 @@ class FSQHyperpriorCodec(LatentCodec):
         if height <= 0 or width <= 0 or height % self.pad_multiple or width % self.pad_multiple:
             raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
         zh, zw = height // self.pad_multiple, width // self.pad_multiple
-        indices = unpack_indices(sections["z"], zh * zw, self.fsq.bits_per_index)
+        indices = unpack_indices(sections["z"], zh * zw, self.fsq.bits_per_index, num_codes=self.fsq.codebook_size)
         device = next(self.parameters()).device
         indices = torch.as_tensor(indices, dtype=torch.int64).reshape(1, zh, zw).to(device)
         z_hat = self.fsq.indices_to_codes(indices)

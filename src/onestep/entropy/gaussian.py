@@ -108,13 +108,18 @@ class GaussianConditional(nn.Module):
         self._log_step = (math.log(scale_max) - self._log_min) / (num_scales - 1)
         table = torch.tensor(scale_values(scale_min, scale_max, num_scales), dtype=torch.float32)
         self.register_buffer("scale_table", table, persistent=False)
+        # Bin edges exp(ln min + i * step), i = 1..n-1, rounded once from float64: comparing against fixed
+        # float32 edges is exact on every device, where a float32 log may differ in its last bit.
+        edges = [math.exp(self._log_min + i * self._log_step) for i in range(1, num_scales)]
+        self.register_buffer("_edges", torch.tensor(edges, dtype=torch.float32), persistent=False)
 
     def scale_index(self, scales: torch.Tensor) -> torch.Tensor:
-        """int64 table index of each scale, the reference's formula in float32: truncate
-        (ln(max(s, 1e-5)) - ln(min)) / step into 0..n-1. NaN goes to 0."""
-        s = scales.detach().float().clamp_min(1e-5)
-        idx = (torch.log(s) - self._log_min) / self._log_step
-        return torch.nan_to_num(idx, nan=0.0).clamp(0, self.num_scales - 1).long()
+        """int64 table index of each scale: the reference's truncation of (ln(max(s, 1e-5)) - ln(min)) / step
+        into 0..n-1, computed as a count of bin edges <= s (no log, so bit-identical across devices).
+        NaN goes to 0."""
+        s = torch.nan_to_num(scales.detach().float(), nan=0.0)
+        edges = self._edges.to(s.device)
+        return torch.bucketize(s.contiguous(), edges, right=True).long()
 
     def _models(self) -> _Models:
         return _models(self.scale_min, self.scale_max, self.num_scales)
