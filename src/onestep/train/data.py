@@ -166,11 +166,12 @@ class BatchPlan:
             position = (epoch + 1) * self.per_epoch
 
 
-def make_loader(dataset: Dataset, plan: BatchPlan, num_workers: int = 0) -> DataLoader:
+def make_loader(dataset: Dataset, plan: BatchPlan, num_workers: int = 0, seed: int = 0) -> DataLoader:
+    """A loader over `plan`'s batches. It gets its own generator: a loader otherwise draws its workers' base
+    seed from the global RNG, which would shift the training RNG between a fresh and a resumed run."""
     return DataLoader(
         dataset,
         batch_sampler=plan,  # type: ignore[arg-type]
         num_workers=num_workers,
-        persistent_workers=False,
-        pin_memory=False,
+        generator=torch.Generator().manual_seed(seed),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ def set_training_modes(task: nn.Module) -> None:
             module.eval()
 
 
-def _warmup(steps: int):  # noqa: ANN202 - a LambdaLR factor
+def _warmup(steps: int) -> Callable[[int], float]:
+    """The LR factor: linear from 1/steps to 1 over the first `steps` steps, then 1."""
     return lambda step: min(1.0, (step + 1) / steps) if steps > 0 else 1.0
 
 
@@ -119,26 +121,46 @@ class Trainer:
         self.task = self.accelerator.prepare(task)
         self.unwrapped = self.accelerator.unwrap_model(self.task)
         self.groups = self.unwrapped.optimizer_parameters()
-        self.optimizers, self.schedulers = {}, {}
+        self._make_optimizers(state)
+        self.checkpoint = checkpoint
+        self.accelerator.print(self.summary())
+        data = config["data"]
+        self.schedule = ResolutionSchedule(data["size"], **data["schedule"], seed=config["seed"])
+
+    def _make_optimizers(self, state: TrainingState | None) -> None:
+        """AdamW + warm-up per phase (the task names them); a resumed state is loaded into them."""
+        optim = self.config["optim"]
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         for name, params in self.groups.items():
-            optim = config["optim"]
-            self.optimizers[name] = torch.optim.AdamW(
+            optimizer = torch.optim.AdamW(
                 params,
                 lr=self.unwrapped.learning_rate(name, optim["lr"]),
                 betas=tuple(optim["betas"]),
                 weight_decay=optim["weight_decay"],
                 eps=optim["eps"],
             )
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[name], _warmup(optim["warmup"]))
-        if state is not None:
-            for name, optimizer in self.optimizers.items():
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(optim["warmup"]))
+            if state is not None:
                 lr = optimizer.param_groups[0]["initial_lr"]  # the config's, before loading
                 optimizer.load_state_dict(state.optimizers[name])
-                self.schedulers[name].load_state_dict(state.schedulers[name])
-                _set_base_lr(optimizer, self.schedulers[name], lr)
-        self.checkpoint = checkpoint
-        data = config["data"]
-        self.schedule = ResolutionSchedule(data["size"], **data["schedule"], seed=config["seed"])
+                scheduler.load_state_dict(state.schedulers[name])
+                _set_base_lr(optimizer, scheduler, lr)
+            self.optimizers[name], self.schedulers[name] = optimizer, scheduler
+
+    def summary(self) -> str:
+        """One line on what trains and which networks `auto` settings picked."""
+        counts = ", ".join(f"{k} {sum(p.numel() for p in v) / 1e6:.2f}M" for k, v in self.groups.items())
+        parts = [f"stage {self.config['stage']}", f"trainable parameters: {counts}", f"{len(self.dataset)} items"]
+        for label, network in (
+            ("perceptual", getattr(getattr(self.unwrapped, "pixel", None), "network", None)),
+            ("semantic teacher", getattr(getattr(self.unwrapped, "semantic", None), "teacher", None)),
+        ):
+            if network is not None:
+                parts.append(f"{label}: {type(network).__name__}")
+        if self.checkpoint is not None:
+            parts.append(f"resumed at step {self.step} from {self.checkpoint}")
+        return "; ".join(parts)
 
     def autocast(self) -> torch.autocast:
         """bf16 autocast around forwards when train.mixed_precision is bf16 (the reference's use_fp16)."""
@@ -149,15 +171,12 @@ class Trainer:
     def main(self) -> bool:
         return self.accelerator.is_main_process
 
-    def _batches(self):  # noqa: ANN202 - an endless iterator of batches
-        data, acc = self.config["data"], self.accelerator
-        plan = BatchPlan(
-            len(self.dataset), data["batch_size"], self.config["seed"], self.position, acc.process_index,
-            acc.num_processes,
-        )  # fmt: skip
-        loader = make_loader(self.dataset, plan, data["num_workers"])
-        loader.generator = torch.Generator().manual_seed(self.config["seed"])  # keep the global RNG untouched
-        return iter(loader)
+    def _batches(self) -> Iterator[torch.Tensor]:
+        """Endless batches for this process, from the saved data position on."""
+        data, acc, seed = self.config["data"], self.accelerator, self.config["seed"]
+        rank, world = acc.process_index, acc.num_processes
+        plan = BatchPlan(len(self.dataset), data["batch_size"], seed, self.position, rank, world)
+        return iter(make_loader(self.dataset, plan, data["num_workers"], seed))
 
     def train_step(self, batch: torch.Tensor) -> dict[str, float]:
         step, acc = self.step, self.accelerator
