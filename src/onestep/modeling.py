@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import inspect
 import json
 import os
+import pkgutil
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,10 +56,29 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+# Packages whose modules define model classes. Classes register when their module is imported.
+PART_PACKAGES = ("onestep.autoencoders", "onestep.codecs", "onestep.generators", "onestep.methods")
+
+
+def _import_defining_module(name: str) -> None:
+    """Import the part module that defines class `name`, found by its source text, so that loading a
+    small model pays only for the modules it uses."""
+    definition = re.compile(rf"^class {re.escape(name)}\b", re.MULTILINE)
+    for package_name in PART_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__):
+            source = Path(package.__path__[0], f"{module.name}.py")
+            if source.is_file() and definition.search(source.read_text(encoding="utf-8")):
+                importlib.import_module(f"{package_name}.{module.name}")
+                return
+
+
 def model_from_config(config: dict[str, Any]) -> ModelMixin:
     """Build a (randomly initialised) model from a config dict written by `to_config`."""
     config = dict(config)
     name = config.pop(CLASS_KEY, None)
+    if isinstance(name, str) and name not in _REGISTRY:
+        _import_defining_module(name)
     if name not in _REGISTRY:
         raise ModelError(f"unknown model class {name!r} in config (known: {', '.join(sorted(_REGISTRY))})")
     cls = _REGISTRY[name]
