@@ -18,6 +18,7 @@ from onestep.train.data import (
     TrainingLatents,
     list_images,
     load_rgb,
+    make_loader,
     resize_short_side,
     to_tensor,
 )
@@ -84,6 +85,15 @@ def test_batch_plan_resumes_exactly():
     assert not {i for i, _ in ranks[0]} & {i for i, _ in ranks[1]}, "processes share no item"
     with pytest.raises(ConfigError):
         BatchPlan(3, 4, seed=0)
+
+
+def test_loader_workers_do_not_change_batches(tmp_path):
+    dataset = TrainingImages([write_images(tmp_path / "src", 6, size=(72, 64))], crop=48)
+    batches = [
+        [b.clone() for _, b in zip(range(4), make_loader(dataset, BatchPlan(len(dataset), 2, seed=1), workers))]
+        for workers in (0, 2)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(*batches))
 
 
 def test_resolution_schedule():
