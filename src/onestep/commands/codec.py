@@ -40,6 +40,11 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged default model)")
     if name == "compress":
         parser.add_argument("--mode", choices=("normal", "z-only"), default="normal", help="z-only: extreme low rate")
+        parser.add_argument(
+            "--reconstruction",
+            metavar="PNG",
+            help="also write what the receiver will see, decoded from the new file (a file or a folder, as -o)",
+        )
     parser.add_argument("--threads", type=int, metavar="N", help="number of CPU threads for torch")
 
 
@@ -62,14 +67,16 @@ def expand_inputs(patterns: list[str], suffixes: tuple[str, ...], error: type[On
     return files, several
 
 
-def plan_outputs(inputs: list[Path], several: bool, output: str, suffix: str) -> list[tuple[Path, Path]]:
+def plan_outputs(
+    inputs: list[Path], several: bool, output: str, suffix: str, option: str = "-o"
+) -> list[tuple[Path, Path]]:
     """Pair each input with its output path, refusing two inputs that would write the same file."""
     target = Path(output)
     if not several:
         destination = target / (inputs[0].stem + suffix) if target.is_dir() else target
         return [(inputs[0], destination)]
     if target.exists() and not target.is_dir():
-        raise ConfigError(f"-o {target} must be a folder when there are several inputs")
+        raise ConfigError(f"{option} {target} must be a folder when there are several inputs")
     pairs, seen = [], {}
     for source in inputs:
         destination = target / (source.stem + suffix)
@@ -146,10 +153,16 @@ def run(name: str, args: argparse.Namespace) -> int:
     if name == "compress":
         files, several = expand_inputs(args.inputs, IMAGE_SUFFIXES, ImageError)
         pairs = plan_outputs(files, several, args.output, STREAM_SUFFIX)
+        previews: dict[Path, Path] = {}
+        if args.reconstruction is not None:
+            previews = dict(plan_outputs(files, several, args.reconstruction, ".png", "--reconstruction"))
         model = api.load_model(args.model)
 
         def step(source: Path, destination: Path) -> str:
-            info = api.compress_file(model, source, destination, mode=args.mode)
+            preview = previews.get(source)
+            if preview is not None:
+                preview.parent.mkdir(parents=True, exist_ok=True)
+            info = api.compress_file(model, source, destination, mode=args.mode, reconstruction=preview)
             return f"{source} -> {destination}: {info['bytes']} bytes, {info['bpp']:.5f} bpp"
 
     else:
