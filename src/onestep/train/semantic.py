@@ -94,7 +94,7 @@ class EfficientNetKMeans(nn.Module):
             empty = counts == 0
             refill = torch.randint(len(vectors), (int(empty.sum()),), generator=generator)
             sums[empty] = vectors[refill]  # re-seed empty clusters on random points
-            centroids = unit_normalize(sums.T[None, :, :, None])[0, :, :, 0].T
+            centroids = F.normalize(sums, dim=1)
         self.codebook.copy_(centroids)
 
 

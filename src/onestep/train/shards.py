@@ -54,7 +54,7 @@ class ShardWriter:
             self._file.close()
         name = f"shard-{len(self.shards):05d}.bin"
         self.shards.append(name)
-        self._file = open(self.folder / name, "wb")  # noqa: SIM115 - closed in _open_next/close
+        self._file = open(self.folder / name, "wb")  # closed by _open_next / close
         self._size = 0
 
     def add(self, data: bytes, shape: tuple[int, ...], name: str) -> None:

@@ -29,12 +29,10 @@ class Stage1(nn.Module):
         self.latents = bool(config["data"]["latents"])
         self.rate = RateWeight(**loss["rate"])
         self.latent_mse = float(loss["latent_mse"])
-        network = (
-            None
-            if self.latents or not loss["perceptual"]
-            else make_perceptual(loss["perceptual_net"], loss["lpips_dir"])
-        )
-        self.pixel = None if self.latents else PixelLoss(loss["l1"], loss["perceptual"], network)
+        self.pixel = None
+        if not self.latents:
+            network = make_perceptual(loss["perceptual_net"], loss["lpips_dir"]) if loss["perceptual"] else None
+            self.pixel = PixelLoss(loss["l1"], loss["perceptual"], network)
         self.semantic = semantic
         if self.latents and not self.latent_mse:
             raise ConfigError("latent training needs loss.latent_mse > 0 (there is no pixel loss without a decoder)")
