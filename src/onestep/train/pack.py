@@ -103,6 +103,7 @@ def pack_latents(
     size: int = 256,
     shard_mb: int = 64,
     progress: bool = False,
+    device: str = "cpu",
 ) -> ShardWriter:
     """Encode each image (short side resized to `size`, sides cropped to the autoencoder's downsampling)."""
     ds = autoencoder.downsampling
@@ -114,6 +115,7 @@ def pack_latents(
         "downsampling": ds,
     }
     writer = ShardWriter(out, "latent", shard_mb << 20, **meta)
+    autoencoder.to(device)
     for path, name in tqdm(list(_sources(folders)), desc="encode", disable=not progress):
         image = load_rgb(path)
         if size:
@@ -123,7 +125,7 @@ def pack_latents(
         if h == 0 or w == 0:
             raise ConfigError(f"{path} is smaller than the autoencoder's downsampling ({ds})")
         top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
-        latent = autoencoder.encode(x[None, :, top : top + h, left : left + w])[0]
+        latent = autoencoder.encode(x[None, :, top : top + h, left : left + w].to(device))[0]
         writer.add(latent_bytes(latent), tuple(latent.shape), name)
     writer.close()
     return writer
@@ -137,14 +139,14 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=int, default=90, help="WebP/JPEG quality")
     parser.add_argument("--shard-mb", type=int, default=16, help="approximate size of one shard file")
     parser.add_argument("--autoencoder", help="store latents of this frozen autoencoder: `taef2` or a model folder")
+    parser.add_argument("--device", default="cpu", help="where the autoencoder runs (e.g. cuda)")
 
 
 def run(name: str, args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.autoencoder:
-        writer = pack_latents(
-            args.folders, args.out, load_autoencoder(args.autoencoder), args.size, args.shard_mb, progress=True
-        )
+        autoencoder = load_autoencoder(args.autoencoder)
+        writer = pack_latents(args.folders, args.out, autoencoder, args.size, args.shard_mb, True, args.device)
     else:
         writer = pack_images(args.folders, args.out, args.size, args.format, args.quality, args.shard_mb, True)
     total = writer.total_bytes()
