@@ -15,6 +15,7 @@ def test_bench_pipeline_tiny_writes_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == report
     assert report["image"] == {"width": 128, "height": 64} and report["weights"] == "random"
+    assert report["onednn"] is False  # the kernels `onestep compress` runs
     assert report["parameters"]["total"] == onedc_tiny(lora_rank=0).num_parameters()  # timed merged
     for name in ("float32", "bfloat16"):
         run = report["runs"][name]
