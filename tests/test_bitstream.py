@@ -6,11 +6,12 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given, settings
+import torch
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from onestep.bitstream import FORMAT_VERSION, MAGIC, read_container, write_container
-from onestep.errors import ConfigError, StreamError
+from onestep.errors import ConfigError, OneStepError, StreamError
 from onestep.methods.pipeline import EncodedImage
 
 FINGERPRINT = bytes(range(8))
@@ -129,3 +130,43 @@ def test_mutated_files_raise_only_stream_error(draw) -> None:
     mutated = bytes(data[:cut]) + tail
     _read_only_stream_errors(mutated)
     _read_only_stream_errors(_recrc(mutated))  # also get past the CRC to reach the field checks
+
+
+@pytest.fixture(scope="module")
+def tiny_streams() -> tuple[object, list[bytes]]:
+    from tiny import tiny_pipeline
+
+    from onestep import api
+
+    model = tiny_pipeline(0)
+    image = torch.randint(0, 256, (3, 9, 13), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return model, [api.compress(model, image, mode=mode) for mode in ("normal", "z-only")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_whole_decompress_path_raises_only_onestep_errors(tiny_streams, draw) -> None:
+    """Cut or damaged files never crash decompress; a recomputed CRC lets the damage reach the codec."""
+    from onestep import api
+
+    model, streams = tiny_streams
+    original = draw.draw(st.sampled_from(streams))
+    payload_start = len(original) - sum(read_container(original)[0].section_sizes.values()) - 4
+    damage = draw.draw(st.sampled_from(["cut", "anywhere", "payload"]))
+    if damage == "cut":
+        candidates = [original[: draw.draw(st.integers(0, len(original) - 1))]]
+    else:
+        data = bytearray(original)
+        first = payload_start if damage == "payload" else 0
+        for _ in range(draw.draw(st.integers(1, 3))):
+            data[draw.draw(st.integers(first, len(data) - 5))] = draw.draw(st.integers(0, 255))
+        candidates = [bytes(data), _recrc(bytes(data[:-4]))]
+    for candidate in candidates:
+        try:
+            image = api.decompress(model, candidate)
+        except OneStepError as e:
+            assert "\n" not in str(e)
+            event(str(e)[:40])
+        else:
+            assert image.dtype == torch.uint8 and image.shape == (3, 9, 13)
+            event("decoded")
