@@ -25,7 +25,7 @@ from accelerate.utils import DistributedDataParallelKwargs
 from torch import nn
 from tqdm import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from .augment import ResolutionSchedule
 from .build import build_pipeline
 from .checkpoint import TrainingState, find_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
@@ -143,8 +143,11 @@ class Trainer:
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(optim["warmup"]))
             if state is not None:
                 lr = optimizer.param_groups[0]["initial_lr"]  # the config's, before loading
-                optimizer.load_state_dict(state.optimizers[name])
-                scheduler.load_state_dict(state.schedulers[name])
+                try:
+                    optimizer.load_state_dict(state.optimizers[name])
+                    scheduler.load_state_dict(state.schedulers[name])
+                except (KeyError, ValueError) as e:
+                    raise ModelError(f"the checkpoint's {name!r} optimizer does not fit this setup: {e}") from None
                 _set_base_lr(optimizer, scheduler, lr)
             self.optimizers[name], self.schedulers[name] = optimizer, scheduler
 
