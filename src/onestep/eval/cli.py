@@ -119,8 +119,8 @@ def run(name: str, args: argparse.Namespace) -> int:
     anchor = args.anchor if any(c.name == args.anchor for c in codecs) else codecs[0].name
     if anchor != args.anchor:
         print(f"anchor {args.anchor!r} is not evaluated; BD-rates are against {anchor!r}")
-    images = load_folder(args.images, args.limit)
     suite = build_suite(_metric_keys(args.metrics), args.metric_weights, args.device)
+    images = load_folder(args.images, args.limit)
     for key, reason in suite.skipped.items():
         print(f"skipping {key}: {reason}")
     cache = ResultCache(args.cache or output / ".cache")
