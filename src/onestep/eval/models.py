@@ -61,7 +61,7 @@ class ModelCodec:
     def encode(self, setting: str, image: torch.Tensor) -> bytes:
         from .. import api
 
-        return api.compress(self._model(setting), image, mode=self.mode)
+        return api.compress(self._model(setting), image.to(self.device), mode=self.mode)
 
     def decode(self, setting: str, data: bytes) -> torch.Tensor:
         from .. import api
