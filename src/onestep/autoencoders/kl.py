@@ -114,7 +114,9 @@ class KLAutoencoder(Autoencoder):
         return cls(**{**config, **overrides})
 
     def encode(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        posterior = self.vae.encode(image).latent_dist
+        # float32 even under autocast, as the reference runs its VAE
+        with torch.autocast(device_type=image.device.type, enabled=False):
+            posterior = self.vae.encode(image.float()).latent_dist
         if self.sample_posterior:
             if generator is None and self.sample_seed is not None:
                 generator = torch.Generator(device=image.device).manual_seed(self.sample_seed)
@@ -124,7 +126,8 @@ class KLAutoencoder(Autoencoder):
         return (z - self.shift_factor) * self.scaling_factor
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(latent / self.scaling_factor + self.shift_factor).sample
+        with torch.autocast(device_type=latent.device.type, enabled=False):
+            return self.vae.decode(latent.float() / self.scaling_factor + self.shift_factor).sample
 
     @classmethod
     def from_diffusers(cls, path: str | os.PathLike[str], device: str = "cpu", **options: Any) -> KLAutoencoder:
