@@ -42,13 +42,14 @@ def summarize(run: EvalRun, codec: Codec, suite: MetricSuite) -> list[RatePoint]
         rows = [m for m in run.measurements if m.codec == codec.name and m.setting == setting]
         values = {m.info.key: _mean([r.metrics[m.info.key] for r in rows]) for m in suite.image_metrics}
         for metric in suite.distribution_metrics:
+            # images smaller than a patch contribute no features
             real = [run.reference_features[r.image][metric.extractor] for r in rows]
             fake = [run.features[(codec.name, setting, r.image)][metric.extractor] for r in rows]
-            real_all, fake_all = torch.cat(real), torch.cat(fake)
-            if real_all.shape[0] >= 2 and fake_all.shape[0] >= 2:
-                values.update(metric.compute(real_all, fake_all))
+            real, fake = [t for t in real if t.numel()], [t for t in fake if t.numel()]
+            if sum(len(t) for t in real) >= 2 and sum(len(t) for t in fake) >= 2:
+                values.update(metric.compute(torch.cat(real), torch.cat(fake)))
             else:
-                values[metric.info.key] = math.nan  # images too small for 256-px patches
+                values[metric.info.key] = math.nan
         points.append(
             RatePoint(
                 setting,
