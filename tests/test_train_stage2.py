@@ -1,4 +1,5 @@
-"""Stage-II training (DMD + diffusion GAN + pixel loss) on CPU with a tiny random teacher UNet."""
+"""Stage-II training (DMD + diffusion GAN + pixel loss) on CPU: the OneDC structure at test size (KL VAE,
+OneDC codec, SD UNet generator with LoRA) and a tiny random teacher UNet on its 4-channel latent."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from test_train_support import (  # noqa: F401 - one_thread is an autouse fixtur
     one_thread,
     save_tiny_teacher,
     tiny_config,
-    tiny_unet_model_config,
     write_images,
 )
 
@@ -23,7 +23,7 @@ from onestep.train.score import Denoiser, load_unet
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("stage2")
-    return write_images(root / "images", 4, size=(64, 64)), save_tiny_teacher(root / "teacher")
+    return write_images(root / "images", 4, size=(64, 64)), save_tiny_teacher(root / "teacher", channels=4)
 
 
 def stage2_config(tmp_path, images, teacher, **stage2):
@@ -31,7 +31,7 @@ def stage2_config(tmp_path, images, teacher, **stage2):
         tmp_path,
         images,
         stage=2,
-        model={"config": tiny_unet_model_config()},
+        model={"config": None, "factory": "onestep.methods.onedc:onedc_tiny"},
         data={"crop": 64, "size": 64, "batch_size": 2},
         stage2={"teacher": str(teacher), "gen_update_ratio": 2, "head_downsample": False, **stage2},
         train={"steps": 3, "checkpoint_every": 2, "export": False},
@@ -78,7 +78,7 @@ def test_denoiser_schedule_round_trip(setup):
     _, teacher = setup
     for prediction in ("epsilon", "v_prediction"):
         denoiser = Denoiser(load_unet(teacher), prediction, 0.00085, 0.012, 1000)
-        x0, noise = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+        x0, noise = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)  # the teacher's 4-channel latent
         t = torch.tensor([20, 640])
         x_t = denoiser.add_noise(x0, noise, t)
         assert torch.allclose(denoiser.x0(x_t, denoiser.target(x0, noise, t), t), x0, atol=1e-4)

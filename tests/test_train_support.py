@@ -76,28 +76,14 @@ def tiny_model_config(semantic_dim: int = 32) -> dict[str, Any]:
     }
 
 
-def tiny_unet_model_config() -> dict[str, Any]:
-    """Like `tiny_model_config`, with the real one-step SD-UNet generator (tiny widths, LoRA rank 4)."""
-    from onestep.generators.unet import TINY_UNET  # noqa: F401 - also registers OneStepUNet
-
-    config = tiny_model_config()
-    config["generator"] = {
-        "_class": "OneStepUNet",
-        "unet": {**TINY_UNET, "out_channels": LATENT_CHANNELS},
-        "feature_channels": 32,
-        "lora_rank": 4,
-    }
-    return config
-
-
-def save_tiny_teacher(folder: Path, seed: int = 0) -> Path:
-    """A tiny random diffusers UNet2DConditionModel on the SpaceToDepth latent, as a stage-II teacher."""
+def save_tiny_teacher(folder: Path, channels: int = LATENT_CHANNELS, seed: int = 0) -> Path:
+    """A tiny random diffusers UNet2DConditionModel on a `channels`-wide latent, as a stage-II teacher."""
     from diffusers import UNet2DConditionModel
 
     from onestep.generators.unet import TINY_UNET
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**{**TINY_UNET, "in_channels": LATENT_CHANNELS, "out_channels": LATENT_CHANNELS})
+    unet = UNet2DConditionModel(**{**TINY_UNET, "in_channels": channels, "out_channels": channels})
     unet.save_pretrained(folder)
     return folder
 
