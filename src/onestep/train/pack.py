@@ -55,8 +55,9 @@ def pack_images(
     """Resize every image's short side to `size` (None keeps it) and store it re-encoded."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown image format {fmt!r} (choose {', '.join(FORMATS)})")
+    sources = list(_sources(folders))  # before the output folder is made: a bad input leaves nothing behind
     writer = ShardWriter(out, "image", shard_mb << 20, size=size, image_format=fmt, quality=quality)
-    for path, name in tqdm(list(_sources(folders)), desc="pack", disable=not progress):
+    for path, name in tqdm(sources, desc="pack", disable=not progress):
         image = load_rgb(path)
         if size:
             image = resize_short_side(image, size)
@@ -114,9 +115,10 @@ def pack_latents(
         "latent_channels": autoencoder.latent_channels,
         "downsampling": ds,
     }
+    sources = list(_sources(folders))
     writer = ShardWriter(out, "latent", shard_mb << 20, **meta)
     autoencoder.to(device)
-    for path, name in tqdm(list(_sources(folders)), desc="encode", disable=not progress):
+    for path, name in tqdm(sources, desc="encode", disable=not progress):
         image = load_rgb(path)
         if size:
             image = resize_short_side(image, size)
