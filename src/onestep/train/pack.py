@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -37,10 +37,12 @@ def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _sources(folders: Sequence[str | Path]) -> Iterator[tuple[Path, str]]:
-    for folder in folders:
-        for path in list_images(folder):
-            yield path, f"{Path(folder).name}/{path.relative_to(folder).as_posix()}"
+def _sources(folders: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """(path, record name) of every image; the name keeps the folder's own name and the relative path."""
+    found = [(p, f"{Path(f).name}/{p.relative_to(f).as_posix()}") for f in folders for p in list_images(f)]
+    if not found:
+        raise ConfigError(f"no images found in {', '.join(map(str, folders))}")
+    return found
 
 
 def pack_images(
@@ -55,7 +57,7 @@ def pack_images(
     """Resize every image's short side to `size` (None keeps it) and store it re-encoded."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown image format {fmt!r} (choose {', '.join(FORMATS)})")
-    sources = list(_sources(folders))  # before the output folder is made: a bad input leaves nothing behind
+    sources = _sources(folders)  # before the output folder is made: a bad input leaves nothing behind
     writer = ShardWriter(out, "image", shard_mb << 20, size=size, image_format=fmt, quality=quality)
     for path, name in tqdm(sources, desc="pack", disable=not progress):
         image = load_rgb(path)
@@ -115,7 +117,7 @@ def pack_latents(
         "latent_channels": autoencoder.latent_channels,
         "downsampling": ds,
     }
-    sources = list(_sources(folders))
+    sources = _sources(folders)
     writer = ShardWriter(out, "latent", shard_mb << 20, **meta)
     autoencoder.to(device)
     for path, name in tqdm(sources, desc="encode", disable=not progress):
