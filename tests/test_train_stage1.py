@@ -14,7 +14,7 @@ from test_train_support import REPO, one_thread, tiny_config, write_images  # no
 from onestep.api import compress, decompress, load_model
 from onestep.autoencoders.space_to_depth import SpaceToDepth
 from onestep.cli import main
-from onestep.errors import ConfigError
+from onestep.errors import ConfigError, ModelError
 from onestep.methods.pipeline import OneStepPipeline
 from onestep.train.config import load_config
 from onestep.train.engine import Trainer
@@ -156,3 +156,24 @@ def test_config_errors(tmp_path):
         load_config(None, [])
     config = load_config(None, ["data.train=[a, b]", "loss.rate.end=2.9"])
     assert config["data"]["train"] == ["a", "b"] and config["loss"]["rate"]["end"] == 2.9
+
+
+def test_init_loads_a_plain_unet_into_the_lora_wrapped_generator(tmp_path):
+    """As the reference's stage I starts from DMD2's plain SD1.5 UNet state dict (a torch file)."""
+    from onestep.methods.onedc import onedc_tiny
+    from onestep.train.build import build_pipeline
+
+    unet = onedc_tiny().generator.unet.state_dict()
+    plain = {k.replace(".base_layer.", "."): v + 1 for k, v in unet.items() if "lora_" not in k}
+    plain["conv_in.weight"] = torch.zeros(8, 4, 3, 3)  # SD's 4-channel conv_in does not fit: skipped
+    torch.save(plain, tmp_path / "unet.bin")
+    spec = {
+        "factory": "onestep.methods.onedc:onedc_tiny",
+        "init": [{"path": str(tmp_path / "unet.bin"), "prefix": "generator.unet."}],
+    }
+    loaded = build_pipeline(spec).generator.unet.state_dict()
+    key = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
+    assert torch.equal(loaded[f"{key}.base_layer.weight"], plain[f"{key}.weight"])
+    assert not torch.equal(loaded["conv_in.weight"].flatten()[:4], torch.zeros(4))
+    with pytest.raises(ModelError, match="no tensor"):
+        build_pipeline({**spec, "init": [{"path": str(tmp_path / "unet.bin"), "prefix": "nothing."}]})
