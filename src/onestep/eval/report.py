@@ -51,9 +51,9 @@ def crop(image: torch.Tensor, top: int, left: int, size: int = CROP) -> torch.Te
     return image[:, top : top + size, left : left + size].contiguous()
 
 
-def _png_tag(pixels: torch.Tensor, alt: str, css: str = "") -> str:
+def _png_tag(pixels: torch.Tensor, alt: str) -> str:
     data = base64.b64encode(encode_png(pixels)).decode()
-    return f'<img class="{css}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _format(value: float, key: str) -> str:
