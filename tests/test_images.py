@@ -138,6 +138,8 @@ def test_refusals(tmp_path: Path) -> None:
     cases["cut.png"] = (buffer.read_bytes()[:300], "cannot read image")
     Image.fromarray(_rgb(64, 64)).save(buffer.with_suffix(".jpg"))
     cases["cut.jpg"] = (buffer.with_suffix(".jpg").read_bytes()[:400], "cannot read image")
+    Image.new("RGB", (4, 4)).save(buffer.with_suffix(".eps"))  # Pillow reads EPS through Ghostscript: refused
+    cases["a.eps"] = (buffer.with_suffix(".eps").read_bytes(), "not an image file in a supported format")
     for name, (content, message) in cases.items():
         if content is not None:
             (tmp_path / name).write_bytes(content)

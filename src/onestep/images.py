@@ -8,9 +8,9 @@ What `read_image` accepts and how it maps it to 8-bit RGB:
 - alpha is dropped, i.e. the colour values are kept as they are: silently if the image is fully opaque,
   with an `AlphaDroppedWarning` otherwise (the codecs code RGB only);
 - multi-frame files (GIF, APNG, ...) give their first frame.
-Refused with a one-line `ImageError`: missing, unreadable, truncated or non-image files, floating-point
-images, and images with more than `max_pixels` pixels (checked from the header, before decoding, so a
-small file that claims a huge size costs nothing).
+Refused with a one-line `ImageError`: missing, unreadable, truncated or non-image files, formats other
+than `FORMATS`, floating-point images, and images with more than `max_pixels` pixels (checked from the
+header, before decoding, so a small file that claims a huge size costs nothing).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ DEFAULT_MAX_PIXELS = 1 << 26  # 64 Mpixel; the API passes the model's own limit
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 _EXIF_ORIENTATION = 0x0112
+# Formats Pillow may open. Others (EPS runs Ghostscript, for one) are refused as "not an image".
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
 
 
 class AlphaDroppedWarning(UserWarning):
@@ -64,7 +66,7 @@ def _is_sixteen_bit_png(path: Path, image: Image.Image) -> bool:
         return False
     with open(path, "rb") as f:
         head = f.read(25)
-    return head[:8] == _PNG_SIGNATURE and head[24] == 16  # IHDR bit depth
+    return len(head) == 25 and head[:8] == _PNG_SIGNATURE and head[24] == 16  # IHDR bit depth
 
 
 def _pixels(path: Path, image: Image.Image) -> np.ndarray:
@@ -92,7 +94,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
-            image = Image.open(path)
+            image = Image.open(path, formats=FORMATS)
         with image:
             width, height = image.size
             if width < 1 or height < 1:
@@ -107,7 +109,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: image is too large ({_one_line(e)})") from None
     except Image.UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+        raise ImageError(f"{path}: not an image file in a supported format ({', '.join(FORMATS)})") from None
     except Exception as e:  # Pillow and imagecodecs raise many types for damaged data
         raise ImageError(f"{path}: cannot read image: {_one_line(e)}") from None
 
