@@ -85,7 +85,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, C
         "decompress_into_folder": ["decompress", root / "new/dir/z.osc", "-o", root / "new", *model],
         "bad_images": ["compress", root / "bad_images", root / "inputs/one.png", root / "missing.png",
                        "-o", root / "out_images", *model],
-        "bad_image_alone": ["compress", root / "bad_images/cut.png", "-o", root / "cut.osc", *model],
+        "bad_image_alone": ["compress", root / "bad_images/cut.png", "-o", root / "fresh/cut.osc", *model],
         "bad_streams": ["decompress", root / "bad_streams", "-o", root / "out_streams", *model],
         "bad_stream_alone": ["decompress", root / "bad_streams/other.osc", "-o", root / "other.png", *model],
         "info_bad": ["info", root / "bad_streams/truncated.osc"],
@@ -175,7 +175,7 @@ def test_bad_images_fail_one_line_each_without_output(session) -> None:
     assert sorted(p.name for p in (root / "out_images").iterdir()) == ["one.osc"]  # the good one went through
     alone = results["bad_image_alone"]
     assert alone.status == 1 and alone.stderr.count("\n") == 1 and "cut.png: cannot read image" in alone.stderr
-    assert not (root / "cut.osc").exists()
+    assert not (root / "fresh").exists()  # not even the folder
 
 
 def test_bad_streams_fail_one_line_each_without_output(session) -> None:

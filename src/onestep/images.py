@@ -126,8 +126,10 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
 
 def write_file_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and `os.replace`, so the path
-    holds either its old content or all of `data`, never a partial file. Permissions follow the umask."""
+    holds either its old content or all of `data`, never a partial file. Permissions follow the umask;
+    missing parent folders are created."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -98,7 +98,6 @@ def process_all(command: str, pairs: list[tuple[Path, Path]], step: Callable[[Pa
     failures = 0
     for source, destination in tqdm(pairs, unit="file", disable=len(pairs) < 2 or None):
         try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AlphaDroppedWarning)
                 line = step(source, destination)
@@ -159,10 +158,7 @@ def run(name: str, args: argparse.Namespace) -> int:
         model = api.load_model(args.model)
 
         def step(source: Path, destination: Path) -> str:
-            preview = previews.get(source)
-            if preview is not None:
-                preview.parent.mkdir(parents=True, exist_ok=True)
-            info = api.compress_file(model, source, destination, mode=args.mode, reconstruction=preview)
+            info = api.compress_file(model, source, destination, args.mode, reconstruction=previews.get(source))
             return f"{source} -> {destination}: {info['bytes']} bytes, {info['bpp']:.5f} bpp"
 
     else:
