@@ -213,3 +213,18 @@ def test_library_refuses_streams_of_other_models() -> None:
     with pytest.raises(StreamError, match="made by model 'tiny'.*not by the loaded model 'other'"):
         api.decompress(renamed, data)
     assert torch.equal(api.decompress(tiny_pipeline(0), data), api.decompress(a, data))
+
+
+def test_tiny_model_parts() -> None:
+    """SpaceToDepth is exact and parameter-free; ConvGenerator maps codec features to its latent."""
+    from onestep.autoencoders.space_to_depth import SpaceToDepth
+    from onestep.generators.conv import ConvGenerator
+
+    autoencoder = SpaceToDepth(8)
+    x = torch.rand(2, 3, 16, 24) * 2 - 1
+    latent = autoencoder.encode(x)
+    assert latent.shape == (2, 192, 2, 3) and autoencoder.num_parameters() == 0
+    assert torch.equal(latent[0, :, 1, 2].reshape(3, 8, 8), x[0, :, 8:16, 16:24])
+    assert torch.equal(autoencoder.decode(latent), x)
+    generator = ConvGenerator(32, 192, width=32, depth=2)
+    assert generator(torch.randn(1, 32, 2, 3), context=torch.randn(1, 6, 64)).shape == (1, 192, 2, 3)
