@@ -49,8 +49,9 @@ def test_released_weights_round_trip_kodak() -> None:
     assert 0.5 < float(latent.std()) < 1.5 and abs(float(latent.mean())) < 0.3
 
 
-def test_released_weights_load_under_subpixel_head() -> None:
-    full, cheap = _released(), _released("subpixel")
+@pytest.mark.parametrize("head", ["subpixel", "light"])
+def test_released_weights_load_under_cheaper_heads(head: str) -> None:
+    full, cheap = _released(), _released(head)
     start = cheap.decoder.head_start
     full_state = full.decoder.state_dict()
     for key, value in cheap.decoder.state_dict().items():
@@ -72,9 +73,10 @@ def test_from_taesd_files_round_trip_with_random_weights(tmp_path: Path) -> None
         assert torch.equal(loaded.state_dict()[key], value.half().float())
 
 
-def test_subpixel_head_shapes_and_pretrained_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head", ["subpixel", "light"])
+def test_cheaper_head_shapes_and_pretrained_round_trip(tmp_path: Path, head: str) -> None:
     torch.manual_seed(0)
-    model = TAEF2(decoder_head="subpixel").eval()
+    model = TAEF2(decoder_head=head).eval()
     x = torch.rand(1, 3, 32, 48) * 2 - 1
     with torch.no_grad():
         latent = model.encode(x)
@@ -82,7 +84,7 @@ def test_subpixel_head_shapes_and_pretrained_round_trip(tmp_path: Path) -> None:
         assert model.decode(latent).shape == x.shape
     model.save_pretrained(tmp_path / "m")
     loaded = TAEF2.from_pretrained(tmp_path / "m")
-    assert loaded.config["decoder_head"] == "subpixel"
+    assert loaded.config["decoder_head"] == head
     with torch.no_grad():
         assert torch.equal(loaded.decode(latent), model.decode(latent))
 

@@ -118,6 +118,25 @@ def test_latent_space_training(tmp_path, images):
         Trainer(config)
 
 
+def test_latent_training_with_a_teacher_decoder(tmp_path, images):
+    autoencoder = SpaceToDepth(8)
+    pack_latents([images], tmp_path / "latents", autoencoder, size=64)
+    autoencoder.save_pretrained(tmp_path / "teacher")
+    config = tiny_config(
+        tmp_path,
+        tmp_path / "latents",
+        data={"latents": True, "crop": 8, "size": 8, "schedule": {"resize": 0.0}, "batch_size": 2},
+        loss={"latent_mse": 0.0, "l1": 1.0, "perceptual": 0.0, "teacher_decoder": str(tmp_path / "teacher")},
+    )
+    config["train"]["steps"] = 1
+    first = Trainer(config).run()
+    # pixel loss against the teacher's decoding of the true latent, with no images and no latent MSE
+    assert math.isfinite(first["l1"]) and "latent_mse" not in first
+    config["loss"]["teacher_decoder"] = None
+    with pytest.raises(ConfigError, match="teacher_decoder"):
+        Trainer(config)
+
+
 def test_cli_train_with_overrides(tmp_path, images):
     config = tiny_config(tmp_path, images, train={"steps": 2})
     path = tmp_path / "config.yaml"

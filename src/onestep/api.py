@@ -11,14 +11,12 @@ by this very model (name and weights) before it runs a network.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
 import pkgutil
 import re
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,26 +91,11 @@ def model_fingerprint(model: OneStepPipeline) -> bytes:
     return cached[1]
 
 
-@contextlib.contextmanager
-def thread_invariant() -> Iterator[None]:
-    """Run torch's own CPU kernels instead of oneDNN's while coding: oneDNN's 1x1 convolutions round
-    differently with different thread counts, which changes entropy parameters and decoded pixels; torch's
-    do not (measured for convolutions, GroupNorm, softmax and attention, with MKL in strict mode below).
-    Costs about 1.5x on 3x3 convolutions."""
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
-
-
 def compress(model: OneStepPipeline, image: torch.Tensor, mode: str = "normal") -> bytes:
     """A 3 x H x W uint8 image -> the bytes of a complete `.osc` file."""
     if mode not in model.modes:
         raise ConfigError(f"model {model.name!r} has no mode {mode!r} (it has: {', '.join(model.modes)})")
-    with thread_invariant():
-        encoded = model.compress(image, mode=mode)
+    encoded = model.compress(image, mode=mode)
     return write_container(encoded, model.name, model_fingerprint(model))
 
 
@@ -130,8 +113,7 @@ def decompress(model: OneStepPipeline, data: bytes) -> torch.Tensor:
     """The bytes of an `.osc` file -> the 3 x H x W uint8 reconstruction."""
     header, encoded = read_container(data)
     check_model(header, model)
-    with thread_invariant():
-        return model.decompress(encoded)
+    return model.decompress(encoded)
 
 
 def describe(data: bytes) -> dict[str, Any]:

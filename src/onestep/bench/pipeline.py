@@ -4,14 +4,14 @@ For each precision it runs `compress` (VAE encode, codec analysis, entropy codin
 decoding, codec synthesis, one UNet call, VAE decode) and records the median wall / CPU time, the stream
 size and the peak memory of each phase: resident memory sampled from /proc on CPU, the allocator's peak
 on CUDA. bfloat16 runs the calls under autocast; the codec keeps its entropy-parameter path in float32
-itself, so streams stay decodable. The UNet is merged (no LoRA branches), as deployed for inference, and CPU
-kernels are those `onestep compress` uses (oneDNN off, see `api.thread_invariant`) unless `--onednn`.
+itself, so streams stay decodable. The UNet is merged (no LoRA branches), as deployed for inference,
+and the numerics are those of `onestep compress` (`pipeline.deterministic`: one intra-op thread on CPU,
+deterministic kernels on CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from ..api import thread_invariant
 from ..errors import ConfigError
 from ..methods.onedc import ARCHITECTURES
 from ..methods.pipeline import OneStepPipeline
@@ -42,12 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs before timing (use 1+ on GPU)")
     parser.add_argument("--keep-lora", action="store_true", help="time the unmerged LoRA UNet instead")
     parser.add_argument("--mode", default="normal", help="codec mode to time (normal or z-only)")
-    parser.add_argument(
-        "--onednn",
-        action="store_true",
-        help="let CPU convolutions use oneDNN (faster, but not what `onestep compress` runs: it turns oneDNN off "
-        "so that streams do not depend on the thread count)",
-    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", help="free text stored in the JSON")
     parser.add_argument("-o", "--output", type=Path, help="write the JSON here (it is always printed)")
@@ -81,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         args.keep_lora,
         args.mode,
         args.seed,
-        onednn=args.onednn,
         on_progress=save,
     )
     print(json.dumps(report, indent=2))
@@ -109,7 +101,6 @@ def bench_pipeline(
     keep_lora: bool = False,
     mode: str = "normal",
     seed: int = 0,
-    onednn: bool = False,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     device_type = torch.device(device).type
@@ -134,7 +125,6 @@ def bench_pipeline(
         "weights": "random",
         "unet": "LoRA unmerged" if keep_lora else "LoRA merged",
         "mode": mode,
-        "onednn": onednn,
         "image": {"width": width, "height": height},
         "device": device,
         "device_name": torch.cuda.get_device_name(device) if device_type == "cuda" else None,
@@ -152,11 +142,7 @@ def bench_pipeline(
     }
     reconstructions = {}
     for name in dtypes:
-        numerics = contextlib.nullcontext() if onednn else thread_invariant()
-        with numerics:
-            report["runs"][name], reconstructions[name] = _bench_dtype(
-                model, image, mode, DTYPES[name], repeats, warmup
-            )
+        report["runs"][name], reconstructions[name] = _bench_dtype(model, image, mode, DTYPES[name], repeats, warmup)
         if "float32" in reconstructions:
             diff = (reconstructions[name].int() - reconstructions["float32"].int()).abs()
             report["runs"][name]["max_abs_diff_vs_float32"] = int(diff.max())

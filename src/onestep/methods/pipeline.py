@@ -9,6 +9,7 @@ OneDC, OSDiff, SODEC and the default model are this class with different parts a
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -55,9 +56,23 @@ def pad_image(image: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def deterministic() -> Iterator[None]:
-    """Pin kernels to deterministic implementations while a stream is made or read: the entropy
-    parameters must be bit-identical on both sides."""
+def deterministic(device: torch.device | str = "cpu") -> Iterator[None]:
+    """The numerics every stream is made and read with.
+
+    The entropy parameters must be bit-identical on both sides, and a stream must decode to the same pixels
+    in any process. On CPU, oneDNN's and MKL's reductions change with the thread count, so coding runs on one
+    intra-op thread whatever the caller's setting (the kernels stay fast; the result no longer depends on the
+    machine's core count). On CUDA, deterministic kernels."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
@@ -93,6 +108,10 @@ class OneStepPipeline(ModelMixin):
             raise ValueError("the codec's padding multiple must be a multiple of the autoencoder's downsampling")
 
     @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
     def modes(self) -> tuple[str, ...]:
         return self.codec.modes
 
@@ -116,11 +135,23 @@ class OneStepPipeline(ModelMixin):
         self._check_mode(mode)
         x = self._check_image(image)
         h, w = x.shape[-2:]
-        x = pad_image(x, self.pad_multiple)
-        with deterministic():
+        x = pad_image(x.to(self.device), self.pad_multiple)
+        with deterministic(self.device):
             latent = self.autoencoder.encode(x)
             sections = self.codec.compress(x, latent, mode=mode)
         return EncodedImage(sections=sections, height=h, width=w, mode=mode)
+
+    @torch.no_grad()
+    def compress_and_reconstruct(self, image: torch.Tensor, mode: str = "normal") -> tuple[EncodedImage, torch.Tensor]:
+        """`compress`, plus the uint8 image `decompress` will return, computed on the encoder's side."""
+        self._check_mode(mode)
+        x = self._check_image(image)
+        h, w = x.shape[-2:]
+        x = pad_image(x.to(self.device), self.pad_multiple)
+        with deterministic(self.device):
+            sections, out = self.codec.compress_and_reconstruct(x, self.autoencoder.encode(x), mode=mode)
+            reconstruction = self.autoencoder.decode(self.generator(out.features, out.context))
+        return EncodedImage(sections, h, w, mode), to_uint8(reconstruction[0, :, :h, :w]).cpu()
 
     @torch.no_grad()
     def decompress(self, encoded: EncodedImage) -> torch.Tensor:
@@ -130,11 +161,11 @@ class OneStepPipeline(ModelMixin):
         if h < 1 or w < 1 or h * w > self.max_pixels:
             raise StreamError(f"stream claims an image of {w}x{h}, which this model cannot produce")
         size = padded_size(h, w, self.pad_multiple)
-        with deterministic():
+        with deterministic(self.device):
             out = self.codec.decompress(encoded.sections, size, mode=encoded.mode)
             latent = self.generator(out.features, out.context)
             image = self.autoencoder.decode(latent)
-        return to_uint8(image[0, :, :h, :w])
+        return to_uint8(image[0, :, :h, :w]).cpu()
 
     def forward(
         self, image: torch.Tensor | None, latent: torch.Tensor | None = None, decode: bool = True

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
         "perceptual_net": "auto",  # auto | lpips | efficientnet | none
         "lpips_dir": None,  # folder with the LPIPS-VGG weight files (else the usual search places)
         "latent_mse": 0.0,
+        # latent mode only: decode latent_hat with the pipeline's decoder and apply the pixel losses against this
+        # frozen autoencoder's decoding of the true latent (`taef2` or a folder), e.g. to train a new decoder head
+        "teacher_decoder": None,
         # lambda(t) = start + clip((t - begin) / warmup_steps, 0, 1)^2 * (end - start)
         "rate": {"start": 1e-4, "end": 4.6, "warmup_steps": 4000, "begin": 0},
     },

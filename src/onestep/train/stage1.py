@@ -2,7 +2,9 @@
 
     loss = l1 * L1 + perceptual * P + lambda(t) * bpp + latent_mse * MSE(latent_hat, latent) + alpha * semantic
 
-In latent mode (precomputed latents, no decoder) the pixel terms are dropped: latent MSE + rate.
+In latent mode (precomputed latents) the pixel terms are dropped (latent MSE + rate), unless
+`loss.teacher_decoder` names a frozen autoencoder: then the pipeline decodes latent_hat and the pixel
+terms compare it with the teacher's decoding of the true latent (no images needed).
 """
 
 from __future__ import annotations
@@ -30,12 +32,19 @@ class Stage1(nn.Module):
         self.rate = RateWeight(**loss["rate"])
         self.latent_mse = float(loss["latent_mse"])
         self.pixel = None
-        if not self.latents:
+        self._teacher: list[nn.Module] = []  # a list keeps the frozen teacher out of parameters and checkpoints
+        if self.latents and loss["teacher_decoder"]:
+            from .pack import load_autoencoder
+
+            self._teacher.append(load_autoencoder(str(loss["teacher_decoder"])).requires_grad_(False).eval())
+        if not self.latents or self._teacher:
             network = make_perceptual(loss["perceptual_net"], loss["lpips_dir"]) if loss["perceptual"] else None
             self.pixel = PixelLoss(loss["l1"], loss["perceptual"], network)
         self.semantic = semantic
-        if self.latents and not self.latent_mse:
-            raise ConfigError("latent training needs loss.latent_mse > 0 (there is no pixel loss without a decoder)")
+        if self.latents and not self.latent_mse and not self._teacher:
+            raise ConfigError(
+                "latent training needs loss.latent_mse > 0 or loss.teacher_decoder (no pixel loss without a decoder)"
+            )
 
     def phases(self, step: int) -> tuple[str, ...]:
         return ("main",)
@@ -47,8 +56,13 @@ class Stage1(nn.Module):
         return {"main": trainable_parameters(self)}
 
     def forward(self, batch: torch.Tensor, step: int, phase: str = "main") -> tuple[torch.Tensor, dict[str, float]]:
+        target = batch
         if self.latents:
-            out = self.pipeline(None, latent=batch, decode=False)
+            out = self.pipeline(None, latent=batch, decode=bool(self._teacher))
+            if self._teacher:
+                self._teacher[0].to(batch.device)
+                with torch.no_grad():
+                    target = self._teacher[0].decode(batch.float())
         else:
             out = self.pipeline(batch)
         bpp = out.bpp.mean()
@@ -56,7 +70,7 @@ class Stage1(nn.Module):
         loss = weight * bpp
         logs = {"bpp": bpp.item(), "lambda": weight}
         if self.pixel is not None:
-            pixel, pixel_logs = self.pixel(out.reconstruction, batch)
+            pixel, pixel_logs = self.pixel(out.reconstruction, target)
             loss = loss + pixel
             logs.update(pixel_logs)
         if self.latent_mse:
