@@ -83,6 +83,8 @@ def test_rerun_reuses_the_cache(evaluated):
     # timings are measured once and stored: a re-encode would give different ones
     assert second["results"]["encoding_time"] == first["results"]["encoding_time"]
     assert second == first
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["image results measured in this run"].startswith("0 of 16 ")  # (3 + 3 + 2 settings) x 2 images
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):

@@ -57,6 +57,7 @@ class EvalRun:
     # (codec, setting, image) -> extractor -> patch features
     features: dict[tuple[str, Any, str], dict[str, torch.Tensor]] = field(default_factory=dict)
     reference_features: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    computed: int = 0  # image results measured in this run (the others came from the cache)
 
 
 def _nbytes(value: Any) -> int:
@@ -117,6 +118,7 @@ def run_evaluation(
                     if _incomplete(item, wanted, suite):
                         item = _measure(codec, setting, image, item, suite, references)
                         cache.save(key, image.digest, item)
+                        run.computed += 1
                     assert item.data is not None
                     run.measurements.append(
                         Measurement(
