@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Idle OpenMP threads otherwise busy-wait: on a shared or loaded CPU that makes torch several times slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import OneStepError
 
