@@ -11,11 +11,7 @@ by this very model (name and weights) before it runs a network.
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
-import pkgutil
-import re
 import weakref
 from pathlib import Path
 from typing import Any
@@ -26,43 +22,10 @@ from .bitstream import ContainerHeader, read_container, write_container
 from .errors import ConfigError, ModelError, StreamError
 from .images import read_image, write_file_atomic, write_png
 from .methods.pipeline import OneStepPipeline
-from .modeling import CLASS_KEY, CONFIG_NAME
+from .modeling import CONFIG_NAME
 
 DEFAULT_MODEL_FOLDER = Path(__file__).parent / "weights" / "default"
-# Where model parts live: a model folder names their classes, which register when imported.
-_PART_PACKAGES = ("onestep.autoencoders", "onestep.codecs", "onestep.generators", "onestep.methods")
-# MKL's strict reproducibility mode: its matrix products then give the same bits with any thread count
-# (they do not by default, e.g. 6x6 @ 6x64), at no measurable cost. MKL reads it at its first product, so
-# setting it here works unless this process already multiplied matrices.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 _fingerprints: weakref.WeakKeyDictionary[OneStepPipeline, tuple[tuple[int, ...], bytes]] = weakref.WeakKeyDictionary()
-
-
-def _class_names(config: Any) -> set[str]:
-    if isinstance(config, dict):
-        own = {config[CLASS_KEY]} if isinstance(config.get(CLASS_KEY), str) else set()
-        return own.union(*(_class_names(v) for v in config.values()))
-    if isinstance(config, list):
-        return set().union(*(_class_names(v) for v in config))
-    return set()
-
-
-def import_model_classes(folder: Path) -> None:
-    """Import the modules defining the classes a model folder's config names, so that they register.
-
-    Found by their source text rather than by importing every part module: loading a small model
-    then pays only for what it uses."""
-    try:
-        names = _class_names(json.loads((folder / CONFIG_NAME).read_text()))
-    except (OSError, ValueError):
-        return  # from_pretrained reports the unreadable config
-    definitions = [re.compile(rf"^class {re.escape(name)}\b", re.MULTILINE) for name in names]
-    for package_name in _PART_PACKAGES:
-        package = importlib.import_module(package_name)
-        for module in pkgutil.iter_modules(package.__path__):
-            source = Path(package.__path__[0], f"{module.name}.py")
-            if source.is_file() and any(d.search(source.read_text(encoding="utf-8")) for d in definitions):
-                importlib.import_module(f"{package_name}.{module.name}")
 
 
 def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> OneStepPipeline:
@@ -75,7 +38,6 @@ def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") 
         folder = Path(path)
         if not folder.is_dir():
             raise ModelError(f"model folder {folder} does not exist")
-    import_model_classes(folder)
     return OneStepPipeline.from_pretrained(folder, device=device)
 
 

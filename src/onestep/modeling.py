@@ -146,11 +146,7 @@ class ModelMixin(nn.Module):
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise ModelError(f"{folder} is not a model folder: {path.name} is missing")
-        try:
-            config = json.loads(config_path.read_text())
-        except (OSError, ValueError) as e:
-            raise ModelError(f"cannot read {config_path}: {e}") from None
-        model = model_from_config(config)
+        model = model_from_config(read_json(config_path))
         if not isinstance(model, cls):
             raise ModelError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}")
         try:
@@ -161,22 +157,42 @@ class ModelMixin(nn.Module):
         return model.to(device).eval()
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or a one-line ModelError."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {path}: {e}") from None
+
+
+def shape_mismatches(
+    expected: dict[str, tuple[int, ...]], given: dict[str, tuple[int, ...]], shown: int = 3
+) -> list[str]:
+    """How two key -> shape maps differ, one readable phrase per kind of difference (empty if they agree)."""
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:shown]) + (", ..." if len(keys) > shown else "")
+
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(given) if tuple(given[k]) != tuple(expected[k]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({some(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({some(unexpected)})")
+    if wrong:
+        quoted = [f"{k} is {tuple(given[k])}, expected {tuple(expected[k])}" for k in wrong[:shown]]
+        problems.append(f"{len(wrong)} with wrong shapes ({'; '.join(quoted)}{', ...' if len(wrong) > shown else ''})")
+    return problems
+
+
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load with strict keys and shapes, reporting mismatches as one readable ModelError."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} with wrong shapes (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        raise ModelError(f"weights in {source} do not fit {type(model).__name__}: " + "; ".join(parts))
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = shape_mismatches(own, {k: tuple(v.shape) for k, v in state.items()})
+    if problems:
+        raise ModelError(f"weights in {source} do not fit {type(model).__name__}: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
 
 

@@ -9,7 +9,6 @@ The diffusers model is kept whole as `self.vae`, so a diffusers state dict loads
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from ..errors import ConfigError, ModelError
-from ..modeling import load_state_dict_strict
+from ..modeling import load_state_dict_strict, read_json
 from .base import Autoencoder
 from .weight_files import read_safetensors
 from .windowed_attention import set_window
@@ -161,10 +160,7 @@ def _modern_attention_name(key: str) -> str:
 def _architecture_from_diffusers_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelError(f"{path.parent} is not a diffusers VAE folder: {path.name} is missing")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read {path}: {e}") from None
+    config = read_json(path)
     if not isinstance(config, dict):
         raise ModelError(f"{path} is not a JSON object")
     name = config.get("_class_name", "AutoencoderKL")

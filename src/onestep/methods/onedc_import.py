@@ -33,7 +33,7 @@ from ..generators.lora import LoRALayer, lora_delta
 from ..generators.onedc_keys import official_unet_key
 from ..generators.unet import OneStepUNet
 from ..images import write_file_atomic
-from ..modeling import CONFIG_NAME, WEIGHTS_NAME
+from ..modeling import CONFIG_NAME, WEIGHTS_NAME, shape_mismatches
 from .onedc import ARCHITECTURES, NAME
 from .pipeline import OneStepPipeline
 
@@ -159,23 +159,9 @@ def safe_open_checked(path: Path) -> Any:
 def check_keys(file: Any, expected: dict[str, torch.Tensor], path: Path, what: str) -> None:
     """Compare a safetensors file's keys and shapes with the architecture's, naming what differs."""
     shapes = {k: tuple(file.get_slice(k).get_shape()) for k in file.keys()}
-    missing = sorted(set(expected) - set(shapes))
-    unexpected = sorted(set(shapes) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(shapes) if shapes[k] != tuple(expected[k].shape))
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing ({_some(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected ({_some(unexpected)})")
-    if wrong:
-        shown = [f"{k} is {shapes[k]}, expected {tuple(expected[k].shape)}" for k in wrong[:_SHOWN]]
-        problems.append(f"{len(wrong)} with wrong shapes ({'; '.join(shown)}{', ...' if len(wrong) > _SHOWN else ''})")
+    problems = shape_mismatches({k: tuple(v.shape) for k, v in expected.items()}, shapes, shown=_SHOWN)
     if problems:
         raise ModelError(f"{path} is not a {what} of this architecture: " + "; ".join(problems))
-
-
-def _some(keys: list[str]) -> str:
-    return ", ".join(keys[:_SHOWN]) + (", ..." if len(keys) > _SHOWN else "")
 
 
 # --- writing a safetensors file one tensor at a time ------------------------------------------------------

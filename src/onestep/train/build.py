@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-import pkgutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +21,9 @@ def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
     if len(given) != 1:
         raise ConfigError(f"model: give exactly one of config, pretrained, factory (got {given or 'none'})")
     if spec.get("config"):
-        model = with_model_classes(lambda: model_from_config(spec["config"]))
+        model = model_from_config(spec["config"])
     elif spec.get("pretrained"):
-        model = load_pretrained(spec["pretrained"]).train()
+        model = ModelMixin.from_pretrained(spec["pretrained"]).train()
     else:
         module_name, _, function_name = str(spec["factory"]).partition(":")
         try:
@@ -39,32 +37,6 @@ def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
         load_init_weights(model, spec["init"])
     set_trainable(model, spec.get("trainable"), spec.get("frozen") or [])
     return model
-
-
-PART_PACKAGES = ("onestep.autoencoders", "onestep.codecs", "onestep.generators", "onestep.methods")
-
-
-def with_model_classes(load: Callable[[], ModelMixin]) -> ModelMixin:
-    """Build a model from a config that names classes: on an unknown name, import every module of the
-    part packages (classes register on import) and try again."""
-    try:
-        return load()
-    except ModelError as e:
-        if "unknown model class" not in str(e):
-            raise
-        for package_name in PART_PACKAGES:
-            package = importlib.import_module(package_name)
-            for module in pkgutil.iter_modules(package.__path__):
-                importlib.import_module(f"{package_name}.{module.name}")
-        return load()
-
-
-def load_pretrained(folder: str | Path) -> ModelMixin:
-    """A model folder (a pipeline or a part), importing the modules its config names first."""
-    from ..api import import_model_classes
-
-    import_model_classes(Path(folder))
-    return ModelMixin.from_pretrained(folder)
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

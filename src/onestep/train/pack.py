@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..autoencoders.base import Autoencoder
 from ..errors import ConfigError, ModelError
-from ..modeling import state_dict_fingerprint
+from ..modeling import ModelMixin, state_dict_fingerprint
 from .data import list_images, load_rgb, resize_short_side, to_tensor
 from .shards import ShardWriter, latent_bytes
 
@@ -89,9 +89,8 @@ def load_autoencoder(spec: str) -> Autoencoder:
         if not encoder.is_file() or not decoder.is_file():
             raise ModelError(f"TAEF2 weights taef2_encoder.pth / taef2_decoder.pth not found in {folder}")
         return TAEF2.from_taesd_files(encoder, decoder).eval()
-    from .build import load_pretrained
 
-    model = load_pretrained(spec)
+    model = ModelMixin.from_pretrained(spec)
     model = getattr(model, "autoencoder", model)
     if not isinstance(model, Autoencoder):
         raise ModelError(f"{spec} holds a {type(model).__name__}, which is neither an autoencoder nor a pipeline")
