@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from onestep import cli
 from onestep.bench.pipeline import PeakMemory, _parse_size
@@ -15,7 +16,6 @@ def test_bench_pipeline_tiny_writes_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == report
     assert report["image"] == {"width": 128, "height": 64} and report["weights"] == "random"
-    assert report["onednn"] is False  # the kernels `onestep compress` runs
     assert report["parameters"]["total"] == onedc_tiny(lora_rank=0).num_parameters()  # timed merged
     for name in ("float32", "bfloat16"):
         run = report["runs"][name]
@@ -25,6 +25,21 @@ def test_bench_pipeline_tiny_writes_json(tmp_path, capsys):
             assert run[phase]["wall_s"] > 0 and run[phase]["cpu_s"] > 0
             assert run[phase]["peak_rss_mb"] >= run[phase]["rss_start_mb"] > 0
     assert report["runs"]["float32"]["max_abs_diff_vs_float32"] == 0
+
+
+def test_bench_pipeline_times_a_model_folder_on_an_image(tmp_path):
+    from tiny import save_tiny_model
+
+    from onestep.images import write_png
+
+    folder = save_tiny_model(tmp_path / "model")
+    write_png(tmp_path / "in.png", torch.randint(0, 256, (3, 70, 90), dtype=torch.uint8))
+    out = tmp_path / "bench.json"
+    argv = ["bench", "pipeline", "--model", str(folder), "--image", str(tmp_path / "in.png"), "--dtypes", "float32"]
+    assert cli.main([*argv, "-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["image"] == {"width": 90, "height": 70} and report["weights"] == str(folder)
+    assert report["method"] == "tiny" and report["runs"]["float32"]["decode"]["wall_s"] > 0
 
 
 def test_peak_memory_sees_a_temporary_allocation():

@@ -24,7 +24,9 @@ from typing import Any
 
 import torch
 
+from ..api import load_model
 from ..errors import ConfigError
+from ..images import read_image
 from ..methods.onedc import ARCHITECTURES
 from ..methods.pipeline import OneStepPipeline
 from .entropy import machine_info
@@ -34,6 +36,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="full", help="OneDC architecture")
+    parser.add_argument("--model", help="time this model folder instead of a random OneDC (e.g. the default model)")
+    parser.add_argument("--image", help="time this image instead of random pixels (its size replaces --size)")
     parser.add_argument("--size", default="768x512", help="image WIDTHxHEIGHT (default 768x512)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         args.mode,
         args.seed,
         on_progress=save,
+        model_dir=args.model,
+        image_path=args.image,
     )
     print(json.dumps(report, indent=2))
     return 0
@@ -102,6 +108,8 @@ def bench_pipeline(
     mode: str = "normal",
     seed: int = 0,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    model_dir: str | None = None,
+    image_path: str | None = None,
 ) -> dict[str, Any]:
     device_type = torch.device(device).type
     if device_type == "cuda":
@@ -112,18 +120,27 @@ def bench_pipeline(
     torch.manual_seed(seed)
     start = time.perf_counter()
     with PeakMemory(device) as build_memory:
-        # Random weights either way; without LoRA the UNet is built in its merged form directly.
-        model = ARCHITECTURES[arch](**({} if keep_lora else {"lora_rank": 0})).to(device).eval()
+        if model_dir is not None:
+            model = load_model(model_dir, device=device)
+        else:
+            # Random weights either way; without LoRA the UNet is built in its merged form directly.
+            model = ARCHITECTURES[arch](**({} if keep_lora else {"lora_rank": 0})).to(device).eval()
     build_seconds = time.perf_counter() - start
     if mode not in model.modes:
         raise ConfigError(f"--mode must be one of {', '.join(model.modes)}")
-    image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    if image_path is not None:
+        image = read_image(image_path)
+        height, width = image.shape[-2:]
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
     report: dict[str, Any] = {
         "benchmark": "pipeline",
-        "method": "onedc",
-        "arch": arch,
-        "weights": "random",
-        "unet": "LoRA unmerged" if keep_lora else "LoRA merged",
+        "method": model.name if model_dir is not None else "onedc",
+        "arch": None if model_dir is not None else arch,
+        "weights": str(model_dir) if model_dir is not None else "random",
+        "image_file": image_path,
+        "unet": None if model_dir is not None else ("LoRA unmerged" if keep_lora else "LoRA merged"),
         "mode": mode,
         "image": {"width": width, "height": height},
         "device": device,
