@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from .baselines import BASELINES, baseline
 from .cache import ResultCache
 from .dataset import load_folder
+from .matched import matched_rate_table
 from .metrics import ALL_METRICS, OFFLINE_METRICS, build_suite
 from .models import ModelCodec
 from .plots import plot_metric
@@ -133,6 +134,8 @@ def run(name: str, args: argparse.Namespace) -> int:
     metric_keys = [info.key for info in suite.infos]
     bd_table = bd_rate_table(points, anchor, metric_keys, args.bd_method)
     write_bd_rate(output, bd_table, anchor, args.bd_method)
+    matched = matched_rate_table(points, anchor, suite.infos)
+    (output / "matched-rate.json").write_text(json.dumps({"anchor": anchor, "codecs": matched}, indent=2) + "\n")
     labels = {c.name: c.label for c in codecs}
     title = f"Rate-distortion-perception on {Path(args.images).name} ({len(images)} images)"
     plots = [plot_metric(points, labels, key, output / f"rd-{key}.png", title) for key in metric_keys]
