@@ -51,6 +51,13 @@ def test_peak_memory_sees_a_temporary_allocation():
     assert result["peak_rss_mb"] - result["rss_start_mb"] >= 60
 
 
+def test_arch_names_are_the_onedc_architectures():
+    from onestep.bench.pipeline import ARCH_NAMES
+    from onestep.methods.onedc import ARCHITECTURES
+
+    assert set(ARCH_NAMES) == set(ARCHITECTURES)
+
+
 def test_bad_arguments():
     assert _parse_size("768x512") == (768, 512)
     with pytest.raises(ConfigError):

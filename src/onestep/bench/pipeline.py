@@ -24,18 +24,18 @@ from typing import Any
 
 import torch
 
-from ..api import load_model
 from ..errors import ConfigError
 from ..images import read_image
-from ..methods.onedc import ARCHITECTURES
 from ..methods.pipeline import OneStepPipeline
 from .entropy import machine_info
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# `methods.onedc.ARCHITECTURES`, named here so that parsing `onestep bench ...` does not import diffusers
+ARCH_NAMES = ("full", "tiny")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="full", help="OneDC architecture")
+    parser.add_argument("--arch", choices=ARCH_NAMES, default="full", help="OneDC architecture")
     parser.add_argument("--model", help="time this model folder instead of a random OneDC (e.g. the default model)")
     parser.add_argument("--image", help="time this image instead of random pixels (its size replaces --size)")
     parser.add_argument("--size", default="768x512", help="image WIDTHxHEIGHT (default 768x512)")
@@ -119,6 +119,9 @@ def bench_pipeline(
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
     start = time.perf_counter()
+    from ..api import load_model
+    from ..methods.onedc import ARCHITECTURES
+
     with PeakMemory(device) as build_memory:
         if model_dir is not None:
             model = load_model(model_dir, device=device)
