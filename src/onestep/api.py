@@ -53,12 +53,25 @@ def model_fingerprint(model: OneStepPipeline) -> bytes:
     return cached[1]
 
 
-def compress(model: OneStepPipeline, image: torch.Tensor, mode: str = "normal") -> bytes:
-    """A 3 x H x W uint8 image -> the bytes of a complete `.osc` file."""
+def _check_mode(model: OneStepPipeline, mode: str) -> None:
     if mode not in model.modes:
         raise ConfigError(f"model {model.name!r} has no mode {mode!r} (it has: {', '.join(model.modes)})")
-    encoded = model.compress(image, mode=mode)
-    return write_container(encoded, model.name, model_fingerprint(model))
+
+
+def compress(model: OneStepPipeline, image: torch.Tensor, mode: str = "normal") -> bytes:
+    """A 3 x H x W uint8 image -> the bytes of a complete `.osc` file."""
+    _check_mode(model, mode)
+    return write_container(model.compress(image, mode=mode), model.name, model_fingerprint(model))
+
+
+def compress_and_reconstruct(
+    model: OneStepPipeline, image: torch.Tensor, mode: str = "normal"
+) -> tuple[bytes, torch.Tensor]:
+    """`compress`, plus the image `decompress` will return, computed on the encoder's side without decoding
+    the stream again (the same bits: the codecs' round-trip tests check it)."""
+    _check_mode(model, mode)
+    encoded, image = model.compress_and_reconstruct(image, mode=mode)
+    return write_container(encoded, model.name, model_fingerprint(model)), image
 
 
 def check_model(header: ContainerHeader, model: OneStepPipeline) -> None:
@@ -110,9 +123,12 @@ def compress_file(
     reconstruction: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Compress an image file into an `.osc` file; with `reconstruction`, also write what the receiver will
-    see as a PNG, decoded here from the new stream. Files are written atomically. Returns `describe`."""
-    data = compress(model, read_image(source, max_pixels=model.max_pixels), mode=mode)
-    image = decompress(model, data) if reconstruction is not None else None
+    see as a PNG. Files are written atomically. Returns `describe`."""
+    image = read_image(source, max_pixels=model.max_pixels)
+    if reconstruction is None:
+        data, image = compress(model, image, mode=mode), None
+    else:
+        data, image = compress_and_reconstruct(model, image, mode=mode)
     write_file_atomic(target, data)
     if image is not None:
         write_png(reconstruction, image)
