@@ -27,8 +27,6 @@ from ..nn.depth_conv import DepthConvBlock
 # the 4 channel groups, pass by pass.
 PASS_POSITIONS = ((0, 1, 2, 3), (3, 2, 1, 0), (2, 3, 0, 1), (1, 0, 3, 2))
 NUM_PASSES = len(PASS_POSITIONS)
-# Symbols are clamped like the reference's int16 cast, on both sides, so y_hat always matches the stream.
-MAX_SYMBOL = 30000
 
 
 @dataclass
@@ -126,7 +124,7 @@ class FourPassPrior(nn.Module):
         encoder = self.gaussian.encoder()
 
         def quantize(p: PriorPass) -> torch.Tensor:
-            q = torch.round(y.float() - p.means).clamp(-MAX_SYMBOL, MAX_SYMBOL)
+            q = self.gaussian.symbols(y, p.means)
             indexes = self.gaussian.scale_index(p.scales)
             encoder.add(gather_pass(q, p.mask).to(torch.int32), gather_pass(indexes, p.mask))
             return q

@@ -1,6 +1,6 @@
 """Exact code for values outside a scale's table support (after the escape symbol).
 
-An escaped value becomes a non-negative `raw` number (see `GaussianStreamEncoder`), written as an
+An escaped value becomes a non-negative `raw` number (see `coder.StreamEncoder`), written as an
 Exp-Golomb code of order k, where k = floor(log2(scale)) so that the code's length follows the scale:
 m = (raw >> k) + 1 has n + 1 bits; we send n (`LENGTH_PROBS`, geometric) and then the n bits below
 m's leading one together with raw's k low bits as one (n + k)-bit payload, in uniform pieces of up to

@@ -10,17 +10,21 @@ significant digit. For OneDC's [4]*7 the codes are {-1, -0.5, 0, 0.5} and an ind
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from .base import EntropyModel, no_params
+from .packing import pack_indices, unpack_indices
 from .rate import ste_round
 
 _EPS = 1e-3
 
 
-class FSQ(nn.Module):
-    """No parameters and no persistent buffers: nothing goes into a checkpoint."""
+class FSQ(EntropyModel):
+    """No parameters and no persistent buffers: nothing goes into a checkpoint. As an `EntropyModel` it
+    takes no parameters and codes each position's index in `bits_per_index` bits (`packing.py`)."""
 
     def __init__(self, levels: list[int]) -> None:
         super().__init__()
@@ -61,6 +65,31 @@ class FSQ(nn.Module):
         """int indices B x H x W -> float32 codes B x dim x H x W."""
         level = (indices.long().unsqueeze(1) // self._basis) % self._levels
         return (level.float() - self._half_width) / self._half_width
+
+    # --- the EntropyModel interface ------------------------------------------------------------------
+
+    def estimate(self, x: Tensor, **params: Tensor) -> tuple[Tensor, Tensor]:
+        no_params(params)
+        codes, _ = self(x)
+        bits = float(x.shape[-2] * x.shape[-1] * self.bits_per_index)
+        return codes, codes.new_full((x.shape[0],), bits, dtype=torch.float32)
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, **params: Tensor) -> tuple[bytes, Tensor]:
+        """The indices of all positions (batch, row, column in C order) packed; the codes from them."""
+        no_params(params)
+        _, indices = self(x)
+        return pack_indices(indices.flatten().cpu(), self.bits_per_index), self.indices_to_codes(indices)
+
+    @torch.no_grad()
+    def decompress(self, data: bytes, shape: Sequence[int], **params: Tensor) -> Tensor:
+        no_params(params)
+        if len(shape) != 4 or shape[1] != self.dim:
+            raise ValueError(f"FSQ decodes B x {self.dim} x H x W, got {tuple(shape)}")
+        b, _, h, w = shape
+        indices = unpack_indices(data, b * h * w, self.bits_per_index, num_codes=self.codebook_size)
+        indices = torch.as_tensor(indices, dtype=torch.int64).reshape(b, h, w).to(self._levels.device)
+        return self.indices_to_codes(indices)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}"
