@@ -3,9 +3,9 @@ import torch
 
 from onestep.errors import ConfigError
 from onestep.generators.lora import LoRALayer
-from onestep.generators.onedc_keys import official_unet_key, our_unet_key
 from onestep.generators.schedule import alpha_bar, x0_from_epsilon
 from onestep.generators.unet import OneStepUNet
+from onestep.methods.onedc.unet_keys import official_unet_key, our_unet_key
 
 
 def _randomise_lora(model: torch.nn.Module, seed: int = 0) -> None:

@@ -8,12 +8,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from onestep import api, cli
-from onestep.codecs.onedc_keys import to_reference_state_dict
 from onestep.errors import ModelError
 from onestep.generators.lora import LoRALayer
-from onestep.generators.onedc_keys import official_unet_key
-from onestep.methods.onedc import onedc_tiny
-from onestep.methods.onedc_import import CODEC_FILE, UNET_FILE, import_onedc, write_safetensors_streaming
+from onestep.methods.importing import write_safetensors_streaming
+from onestep.methods.onedc.codec_keys import to_reference_state_dict
+from onestep.methods.onedc.importer import CODEC_FILE, UNET_FILE, import_onedc
+from onestep.methods.onedc.model import onedc_tiny
+from onestep.methods.onedc.unet_keys import official_unet_key
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_synthetic_release_uses_the_official_names(release):
 def test_import_merges_lora_exactly(release, tmp_path):
     folder, vae, original = release
     out = tmp_path / "model"
-    assert cli.main(["import-onedc", str(folder), "--vae", str(vae), "-o", str(out), "--arch", "tiny"]) == 0
+    assert cli.main(["import", "onedc", str(folder), "--vae", str(vae), "-o", str(out), "--arch", "tiny"]) == 0
     model = api.load_model(out)
     assert not model.generator.has_lora and model.generator.config["lora_rank"] == 0
     # Codec and VAE come over unchanged.

@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import pytest
@@ -6,16 +7,18 @@ import torch
 from onestep import cli
 from onestep.bench.pipeline import PeakMemory, _parse_size
 from onestep.errors import ConfigError
-from onestep.methods.onedc import onedc_tiny
+from onestep.methods.onedc.model import onedc_tiny
 
 
 def test_bench_pipeline_tiny_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    argv = ["bench", "pipeline", "--arch", "tiny", "--size", "128x64", "--dtypes", "float32,bfloat16", "-o", str(out)]
+    argv = ["bench", "pipeline", "--method", "onedc", "--preset", "tiny", "--size", "128x64"]
+    argv += ["--dtypes", "float32,bfloat16", "-o", str(out)]
     assert cli.main(argv) == 0
     report = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == report
     assert report["image"] == {"width": 128, "height": 64} and report["weights"] == "random"
+    assert report["method"] == "onedc" and report["arch"] == "tiny" and report["arguments"] == {"lora_rank": 0}
     assert report["parameters"]["total"] == onedc_tiny(lora_rank=0).num_parameters()  # timed merged
     for name in ("float32", "bfloat16"):
         run = report["runs"][name]
@@ -51,15 +54,33 @@ def test_peak_memory_sees_a_temporary_allocation():
     assert result["peak_rss_mb"] - result["rss_start_mb"] >= 60
 
 
-def test_arch_names_are_the_onedc_architectures():
-    from onestep.bench.pipeline import ARCH_NAMES
-    from onestep.methods.onedc import ARCHITECTURES
+def test_presets_are_built_from_the_registry():
+    from onestep.bench.pipeline import settings
+    from onestep.methods.registry import get_method
 
-    assert set(ARCH_NAMES) == set(ARCHITECTURES)
+    method = get_method("onedc")
+    for preset, values in method.bench.items():
+        assert values["arch"] in method.architectures, preset
+    args = argparse.Namespace(method="onedc", model=None, preset="full", arch="tiny", arg=["lora_rank=4"])
+    args.size = args.dtypes = args.mode = None
+    chosen = settings(args)
+    assert chosen == {
+        "method": "onedc",
+        "arch": "tiny",
+        "size": "768x512",
+        "dtypes": "float32,bfloat16",
+        "mode": "normal",
+        "kwargs": {"lora_rank": 4},
+    }
+    with pytest.raises(ConfigError, match="no bench preset"):
+        settings(argparse.Namespace(**{**vars(args), "preset": "huge"}))
+    with pytest.raises(ConfigError, match="exactly one"):
+        settings(argparse.Namespace(**{**vars(args), "model": "some/folder"}))
 
 
 def test_bad_arguments():
     assert _parse_size("768x512") == (768, 512)
     with pytest.raises(ConfigError):
         _parse_size("768")
-    assert cli.main(["bench", "pipeline", "--arch", "tiny", "--dtypes", "float16"]) == 1
+    assert cli.main(["bench", "pipeline", "--method", "onedc", "--arch", "tiny", "--dtypes", "float16"]) == 1
+    assert cli.main(["bench", "pipeline", "--method", "onedc", "--arch", "huge"]) == 1

@@ -11,16 +11,16 @@ import torch
 from codec_testing import LatentCodecContract
 from safetensors.torch import save_file
 
-from onestep.codecs.onedc import OneDCCodec
-from onestep.codecs.onedc_keys import (
+from onestep.codecs.spatial_prior import pass_masks
+from onestep.errors import ConfigError, ModelError, StreamError
+from onestep.methods.onedc.codec import OneDCCodec
+from onestep.methods.onedc.codec_keys import (
     from_reference_state_dict,
     load_reference_codec,
     our_key_to_reference,
     reference_key_to_ours,
     to_reference_state_dict,
 )
-from onestep.codecs.spatial_prior import pass_masks
-from onestep.errors import ConfigError, ModelError, StreamError
 
 REFERENCE_KEYS = Path(__file__).resolve().parents[1] / "../shared/reference/onedc-keys-codec.txt"
 FULL_PARAMETERS = 394_147_783

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from onestep import api
-from onestep.codecs.onedc_keys import our_key_to_reference
-from onestep.generators.onedc_keys import official_unet_key
 from onestep.images import read_image, write_png
-from onestep.methods.onedc import onedc_full, onedc_tiny
+from onestep.methods.onedc.codec_keys import our_key_to_reference
+from onestep.methods.onedc.model import onedc_full, onedc_tiny
+from onestep.methods.onedc.unet_keys import official_unet_key
 from onestep.methods.pipeline import deterministic, pad_image, to_uint8
 
 REFERENCE = Path(__file__).resolve().parents[1] / "../shared/reference"

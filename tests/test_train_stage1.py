@@ -32,7 +32,7 @@ def test_onedc_tiny_with_perceptual_semantic_and_validation(tmp_path, images):
     config = tiny_config(
         tmp_path,
         images,
-        model={"config": None, "factory": "onestep.methods.onedc:onedc_tiny"},
+        model={"config": None, "factory": "onestep.methods.onedc.model:onedc_tiny"},
         loss={"perceptual": 0.5, "perceptual_net": "efficientnet"},
         semantic={
             "weight": 0.01,
@@ -157,12 +157,16 @@ def test_rate_weight_warms_up_quadratically_from_step_zero():
 
 
 def test_shipped_configs_are_valid():
+    from onestep.methods.registry import methods
+
     paths = sorted((REPO / "configs" / "train").glob("*.yaml"))
-    assert {p.stem for p in paths} >= {"onedc_stage1", "onedc_stage2", "small", "small_latent"}
-    for path in paths:
+    assert {p.stem for p in paths} >= {"small", "small_latent"}
+    presets = [m.config_path(name) for m in methods().values() for name in m.configs]
+    assert {p.parent.parent.name + "/" + p.stem for p in presets} >= {"onedc/stage1", "onedc/stage2"}
+    for path in paths + presets:
         config = load_config(path)
         assert config["model"]["factory"] or config["model"]["pretrained"], path.name
-    reference = load_config(REPO / "configs" / "train" / "onedc_stage1.yaml")
+    reference = load_config(methods()["onedc"].config_path("stage1"))
     assert reference["optim"]["lr"] == 5e-5 and reference["train"]["steps"] == 400_000
     assert reference["loss"]["rate"] == {"start": 1e-4, "end": 4.6, "warmup_steps": 4000, "begin": 0}
     assert reference["semantic"]["weight"] == 0.001 and reference["data"]["crop"] == 1024
@@ -179,7 +183,7 @@ def test_config_errors(tmp_path):
 
 def test_init_loads_a_plain_unet_into_the_lora_wrapped_generator(tmp_path):
     """As the reference's stage I starts from DMD2's plain SD1.5 UNet state dict (a torch file)."""
-    from onestep.methods.onedc import onedc_tiny
+    from onestep.methods.onedc.model import onedc_tiny
     from onestep.train.build import build_pipeline
 
     unet = onedc_tiny().generator.unet.state_dict()
@@ -187,7 +191,7 @@ def test_init_loads_a_plain_unet_into_the_lora_wrapped_generator(tmp_path):
     plain["conv_in.weight"] = torch.zeros(8, 4, 3, 3)  # SD's 4-channel conv_in does not fit: skipped
     torch.save(plain, tmp_path / "unet.bin")
     spec = {
-        "factory": "onestep.methods.onedc:onedc_tiny",
+        "factory": "onestep.methods.onedc.model:onedc_tiny",
         "init": [{"path": str(tmp_path / "unet.bin"), "prefix": "generator.unet."}],
     }
     loaded = build_pipeline(spec).generator.unet.state_dict()

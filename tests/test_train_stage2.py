@@ -31,7 +31,7 @@ def stage2_config(tmp_path, images, teacher, **stage2):
         tmp_path,
         images,
         stage=2,
-        model={"config": None, "factory": "onestep.methods.onedc:onedc_tiny"},
+        model={"config": None, "factory": "onestep.methods.onedc.model:onedc_tiny"},
         data={"crop": 64, "size": 64, "batch_size": 2},
         stage2={"teacher": str(teacher), "gen_update_ratio": 2, "head_downsample": False, **stage2},
         train={"steps": 3, "checkpoint_every": 2, "export": False},

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from onestep.autoencoders.space_to_depth import SpaceToDepth
-from onestep.codecs.onedc import OneDCCodec
 from onestep.generators.conv import ConvGenerator
+from onestep.methods.onedc.codec import OneDCCodec
 from onestep.methods.pipeline import OneStepPipeline
 
 FACTOR = 8

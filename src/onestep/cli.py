@@ -18,11 +18,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("onestep.commands.codec", "compress images into .osc files"),
     "decompress": ("onestep.commands.codec", "decompress .osc files into PNG images"),
     "info": ("onestep.commands.codec", "describe .osc files: model, size, bpp, sections"),
+    "verify": ("onestep.commands.codec", "check model folders' weights against their stored fingerprint"),
     "bench": ("onestep.bench.cli", "time entropy coding or whole pipelines, write JSON"),
     "eval": ("onestep.eval.cli", "rate-distortion-perception evaluation against baseline codecs"),
     "train": ("onestep.train.cli", "train a model from a YAML config"),
     "pack": ("onestep.train.pack", "pack image folders into compact training shards"),
-    "import-onedc": ("onestep.methods.onedc_import", "convert a released OneDC checkpoint into a model folder"),
+    "import": ("onestep.commands.importing", "convert a published checkpoint of a method into a model folder"),
 }
 
 
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"onestep {__version__}")
         return 0
     name = argv[0]
+    if name.startswith("import-") and name not in COMMANDS:  # `import-METHOD ...` is `import METHOD ...`
+        argv[:1] = ["import", name.removeprefix("import-")]
+        name = "import"
     if name not in COMMANDS:
         print(f"onestep: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2

@@ -1,12 +1,15 @@
-"""`onestep bench pipeline`: time a whole OneDC pipeline (random weights) on one image size.
+"""`onestep bench pipeline`: time a whole pipeline of a registered method (random weights), or a model
+folder, on one image size.
 
-For each precision it runs `compress` (VAE encode, codec analysis, entropy coding) and `decompress` (entropy
-decoding, codec synthesis, one UNet call, VAE decode) and records the median wall / CPU time, the stream
-size and the peak memory of each phase: resident memory sampled from /proc on CPU, the allocator's peak
-on CUDA. bfloat16 runs the calls under autocast; the codec keeps its entropy-parameter path in float32
-itself, so streams stay decodable. The UNet is merged (no LoRA branches), as deployed for inference,
-and the numerics are those of `onestep compress` (`pipeline.deterministic`: one intra-op thread on CPU,
-deterministic kernels on CUDA).
+For each precision it runs `compress` (autoencoder encode, codec analysis, entropy coding) and `decompress`
+(entropy decoding, codec synthesis, one generator call, autoencoder decode) and records the median wall / CPU
+time, the stream size and the peak memory of each phase: resident memory sampled from /proc on CPU, the
+allocator's peak on CUDA. bfloat16 runs the calls under autocast; codecs keep their entropy-parameter path
+in float32 themselves, so streams stay decodable. The numerics are those of `onestep compress`
+(`pipeline.deterministic`: one intra-op thread on CPU, deterministic kernels on CUDA).
+
+A method's bench presets (`Method.bench`) give the architecture, its arguments, size, precisions and mode;
+command-line options override them.
 """
 
 from __future__ import annotations
@@ -23,39 +26,66 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from ..errors import ConfigError
 from ..images import read_image
 from ..methods.pipeline import OneStepPipeline
+from ..methods.registry import get_method, methods
 from .entropy import machine_info
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-# `methods.onedc.ARCHITECTURES`, named here so that parsing `onestep bench ...` does not import diffusers
-ARCH_NAMES = ("full", "tiny")
+FALLBACKS = {"size": "768x512", "dtypes": "float32,bfloat16", "mode": "normal"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=ARCH_NAMES, default="full", help="OneDC architecture")
-    parser.add_argument("--model", help="time this model folder instead of a random OneDC (e.g. the default model)")
+    parser.add_argument("--method", choices=sorted(methods()), help="time this method's pipeline (random weights)")
+    parser.add_argument("--preset", help="one of the method's bench presets (default: its first)")
+    parser.add_argument("--arch", help="the method's architecture (default: the preset's)")
+    parser.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="architecture argument, e.g. lora_rank=64"
+    )
+    parser.add_argument("--model", help="time this model folder instead of a method's random pipeline")
     parser.add_argument("--image", help="time this image instead of random pixels (its size replaces --size)")
-    parser.add_argument("--size", default="768x512", help="image WIDTHxHEIGHT (default 768x512)")
+    parser.add_argument("--size", help=f"image WIDTHxHEIGHT (default {FALLBACKS['size']})")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated: float32, bfloat16")
+    parser.add_argument("--dtypes", help=f"comma-separated: float32, bfloat16 (default {FALLBACKS['dtypes']})")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per phase (the median is kept)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs before timing (use 1+ on GPU)")
-    parser.add_argument("--keep-lora", action="store_true", help="time the unmerged LoRA UNet instead")
-    parser.add_argument("--mode", default="normal", help="codec mode to time (normal or z-only)")
+    parser.add_argument("--mode", help="codec mode to time (default: the preset's, else normal)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", help="free text stored in the JSON")
     parser.add_argument("-o", "--output", type=Path, help="write the JSON here (it is always printed)")
 
 
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset's settings under the command line's: method, arch, kwargs, size, dtypes, mode."""
+    if (args.method is None) == (args.model is None):
+        raise ConfigError("give exactly one of --method and --model")
+    preset: dict[str, Any] = {}
+    if args.method is not None:
+        method = get_method(args.method)
+        preset = method.bench_preset(args.preset or next(iter(method.bench))) if method.bench else {}
+        preset.setdefault("arch", next(iter(method.architectures)))
+    elif args.preset or args.arch or args.arg:
+        raise ConfigError("--preset, --arch and --arg choose a method's architecture: use them with --method")
+    kwargs = dict(preset.get("kwargs") or {})
+    for text in args.arg:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--arg {text!r} is not of the form KEY=VALUE")
+        kwargs[key] = yaml.safe_load(value)
+    chosen = {key: getattr(args, key) or preset.get(key) or FALLBACKS.get(key) for key in ("arch", *FALLBACKS)}
+    return {"method": args.method, **chosen, "kwargs": kwargs}
+
+
 def run(args: argparse.Namespace) -> int:
-    width, height = _parse_size(args.size)
-    names = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    chosen = settings(args)
+    width, height = _parse_size(chosen["size"])
+    names = [d.strip() for d in chosen["dtypes"].split(",") if d.strip()]
     unknown = [d for d in names if d not in DTYPES]
     if unknown or not names:
-        raise ConfigError(f"--dtypes takes {', '.join(DTYPES)}; got {args.dtypes!r}")
+        raise ConfigError(f"--dtypes takes {', '.join(DTYPES)}; got {chosen['dtypes']!r}")
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError("--repeats must be positive and --warmup non-negative")
 
@@ -68,15 +98,16 @@ def run(args: argparse.Namespace) -> int:
             args.output.write_text(json.dumps(report, indent=2) + "\n")
 
     report = bench_pipeline(
-        args.arch,
+        chosen["method"],
+        chosen["arch"],
         width,
         height,
         args.device,
         names,
         args.repeats,
         args.warmup,
-        args.keep_lora,
-        args.mode,
+        chosen["kwargs"],
+        chosen["mode"],
         args.seed,
         on_progress=save,
         model_dir=args.model,
@@ -97,37 +128,39 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def bench_pipeline(
-    arch: str,
+    method: str | None,
+    arch: str | None,
     width: int,
     height: int,
     device: str,
     dtypes: list[str],
     repeats: int = 1,
     warmup: int = 0,
-    keep_lora: bool = False,
+    kwargs: dict[str, Any] | None = None,
     mode: str = "normal",
     seed: int = 0,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     model_dir: str | None = None,
     image_path: str | None = None,
 ) -> dict[str, Any]:
+    """Time `method`'s architecture `arch` built with `kwargs` (random weights), or the model in `model_dir`."""
     device_type = torch.device(device).type
     if device_type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available")
         # Streams are made with deterministic kernels; cuBLAS needs this to honour that.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if (method is None) == (model_dir is None):
+        raise ConfigError("time either a method's architecture or a model folder")
     torch.manual_seed(seed)
     start = time.perf_counter()
     from ..api import load_model
-    from ..methods.onedc import ARCHITECTURES
 
     with PeakMemory(device) as build_memory:
         if model_dir is not None:
             model = load_model(model_dir, device=device)
         else:
-            # Random weights either way; without LoRA the UNet is built in its merged form directly.
-            model = ARCHITECTURES[arch](**({} if keep_lora else {"lora_rank": 0})).to(device).eval()
+            model = get_method(method).build(arch, **(kwargs or {})).to(device).eval()
     build_seconds = time.perf_counter() - start
     if mode not in model.modes:
         raise ConfigError(f"--mode must be one of {', '.join(model.modes)}")
@@ -139,11 +172,11 @@ def bench_pipeline(
         image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=generator)
     report: dict[str, Any] = {
         "benchmark": "pipeline",
-        "method": model.name if model_dir is not None else "onedc",
+        "method": model.name if model_dir is not None else method,
         "arch": None if model_dir is not None else arch,
+        "arguments": None if model_dir is not None else dict(kwargs or {}),
         "weights": str(model_dir) if model_dir is not None else "random",
         "image_file": image_path,
-        "unet": None if model_dir is not None else ("LoRA unmerged" if keep_lora else "LoRA merged"),
         "mode": mode,
         "image": {"width": width, "height": height},
         "device": device,

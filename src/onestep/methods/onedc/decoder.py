@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.depth_conv import DepthConvBlock
-from ..nn.resnet import ResnetBlock
-from ..nn.upsample import ResidualBlockUpsample, subpixel_upsample_layers
+from ...nn.depth_conv import DepthConvBlock
+from ...nn.resnet import ResnetBlock
+from ...nn.upsample import ResidualBlockUpsample, subpixel_upsample_layers
 
 
 class OneDCDecoder(nn.Module):

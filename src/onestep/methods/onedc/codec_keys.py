@@ -11,9 +11,9 @@ import os
 import torch
 from safetensors.torch import load_file
 
-from ..errors import ModelError
-from ..modeling import load_state_dict_strict
-from .onedc import OneDCCodec
+from ...errors import ModelError
+from ...modeling import load_state_dict_strict
+from .codec import OneDCCodec
 
 # (reference prefix, our prefix). No prefix in a column is a prefix of another entry of that column.
 PREFIXES = (

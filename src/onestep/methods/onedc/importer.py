@@ -1,4 +1,4 @@
-"""`onestep import-onedc CKPT_DIR --vae VAE -o MODEL_DIR`: a released OneDC checkpoint -> one of our model folders.
+"""`onestep import onedc CKPT_DIR --vae VAE -o MODEL_DIR`: a released OneDC checkpoint -> one of our model folders.
 
 The release is a folder with `model.safetensors` (the peft-wrapped SD1.5 UNet with conv_in and vae_reduction,
 1252 keys) and `model_1.safetensors` (the codec, 779 keys); the SD 2.1 VAE comes separately, as a diffusers
@@ -13,33 +13,29 @@ about one tensor in memory besides the VAE, not copies of the whole model.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import struct
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
-from ..autoencoders.kl import KLAutoencoder
-from ..codecs.onedc_keys import our_key_to_reference
-from ..errors import ConfigError, ModelError
-from ..generators.lora import LoRALayer, lora_delta
-from ..generators.onedc_keys import official_unet_key
-from ..generators.unet import OneStepUNet
-from ..images import write_file_atomic
-from ..modeling import CONFIG_NAME, WEIGHTS_NAME, shape_mismatches
-from .onedc import ARCHITECTURES, NAME
-from .pipeline import OneStepPipeline
+from ...autoencoders.kl import KLAutoencoder
+from ...errors import ConfigError, ModelError
+from ...generators.lora import LoRALayer, lora_delta
+from ...generators.unet import OneStepUNet
+from ...images import write_file_atomic
+from ...modeling import CONFIG_NAME, WEIGHTS_NAME
+from ..importing import check_keys, safe_open_checked, write_safetensors_streaming
+from ..pipeline import OneStepPipeline
+from .codec_keys import our_key_to_reference
+from .model import ARCHITECTURES, NAME
+from .unet_keys import official_unet_key
 
 UNET_FILE = "model.safetensors"
 CODEC_FILE = "model_1.safetensors"
-_SHOWN = 4  # keys quoted per kind of mismatch
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -147,74 +143,3 @@ def _generator_tensor(file: Any, key: str, adapters: dict[str, float], merge: bo
     a = file.get_tensor(f"{module}.lora_A.default.weight").float()
     b = file.get_tensor(f"{module}.lora_B.default.weight").float()
     return base + lora_delta(a, b, adapters[module])
-
-
-def safe_open_checked(path: Path) -> Any:
-    try:
-        return safe_open(str(path), framework="pt", device="cpu")
-    except Exception as e:  # safetensors raises its own types for damaged files
-        raise ModelError(f"cannot read {path} as safetensors: {e}") from None
-
-
-def check_keys(file: Any, expected: dict[str, torch.Tensor], path: Path, what: str) -> None:
-    """Compare a safetensors file's keys and shapes with the architecture's, naming what differs."""
-    shapes = {k: tuple(file.get_slice(k).get_shape()) for k in file.keys()}
-    problems = shape_mismatches({k: tuple(v.shape) for k, v in expected.items()}, shapes, shown=_SHOWN)
-    if problems:
-        raise ModelError(f"{path} is not a {what} of this architecture: " + "; ".join(problems))
-
-
-# --- writing a safetensors file one tensor at a time ------------------------------------------------------
-
-_DTYPES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.float64: "F64",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-
-
-def write_safetensors_streaming(
-    path: Path,
-    specs: dict[str, tuple[tuple[int, ...], torch.dtype]],
-    tensor: Callable[[str], torch.Tensor],
-) -> None:
-    """Write a safetensors file whose layout (`specs`: name -> shape, dtype) is known up front, fetching and
-    writing each tensor in turn. The file appears atomically, complete or not at all."""
-    names = sorted(specs)
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name in names:
-        shape, dtype = specs[name]
-        size = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
-        header[name] = {"dtype": _DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # the format aligns the data to 8 bytes
-    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)) + encoded)
-        for name in names:
-            shape, dtype = specs[name]
-            value = tensor(name).detach().to(device="cpu", dtype=dtype).contiguous()
-            if tuple(value.shape) != shape:
-                raise ModelError(f"{name}: got a tensor of shape {tuple(value.shape)}, expected {shape}")
-            f.write(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[str]:
-    """A temporary file next to `path` that replaces it on success and disappears on failure."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.attention import AttnBlock
-from ..nn.depth_conv import DepthConvBlock
-from ..nn.resnet import ResnetBlock
+from ...nn.attention import AttnBlock
+from ...nn.depth_conv import DepthConvBlock
+from ...nn.resnet import ResnetBlock
 
 
 class SemanticAdaptor(nn.Module):

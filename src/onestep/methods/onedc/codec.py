@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import torch
 
-from ..entropy.fsq import FSQ
-from ..errors import ConfigError
-from .base import CodecOutput
-from .fsq_hyperprior import FSQHyperpriorCodec
-from .hyperprior import HyperDecoder, HyperEncoder
-from .onedc_decoder import OneDCDecoder
-from .onedc_encoder import PATCH_SIZE, UNET_LEVELS, OneDCEncoder
+from ...codecs.base import CodecOutput
+from ...codecs.fsq_hyperprior import FSQHyperpriorCodec
+from ...codecs.hyperprior import HyperDecoder, HyperEncoder
+from ...codecs.spatial_prior import FourPassPrior
+from ...entropy.fsq import FSQ
+from ...errors import ConfigError
+from .decoder import OneDCDecoder
+from .encoder import PATCH_SIZE, UNET_LEVELS, OneDCEncoder
 from .semantic import SemanticAdaptor, to_tokens
-from .spatial_prior import FourPassPrior
 
 
 class OneDCCodec(FSQHyperpriorCodec):

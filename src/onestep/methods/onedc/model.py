@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..autoencoders.kl import KLAutoencoder
-from ..codecs.onedc import OneDCCodec
-from ..generators.unet import TINY_UNET, OneStepUNet
-from .pipeline import OneStepPipeline
+from ...autoencoders.kl import KLAutoencoder
+from ...generators.unet import TINY_UNET, OneStepUNet
+from ..pipeline import OneStepPipeline
+from .codec import OneDCCodec
 
 NAME = "onedc"
 

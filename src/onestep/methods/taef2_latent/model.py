@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..autoencoders.taef2 import TAEF2
-from ..codecs.latent_hyperprior import LatentHyperpriorCodec
-from ..errors import ModelError
-from ..generators.conv import ConvGenerator
-from .pipeline import OneStepPipeline
+from ...autoencoders.taef2 import TAEF2
+from ...codecs.latent_hyperprior import LatentHyperpriorCodec
+from ...errors import ModelError
+from ...generators.conv import ConvGenerator
+from ..pipeline import OneStepPipeline
 
 DEFAULT_NAME = "onestep-default"
 TAEF2_FILES = ("taef2_encoder.pth", "taef2_decoder.pth")

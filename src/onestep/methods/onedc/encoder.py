@@ -10,9 +10,9 @@ import torch
 from diffusers import UNet2DModel
 from torch import nn
 
-from ..nn.attention import AttnBlock
-from ..nn.depth_conv import DepthConvBlock
-from ..nn.resnet import ResnetBlock
+from ...nn.attention import AttnBlock
+from ...nn.depth_conv import DepthConvBlock
+from ...nn.resnet import ResnetBlock
 
 PATCH_SIZE = 8  # pixels per latent position (the SD VAE's downsampling)
 UNET_LEVELS = 3  # the backbone's resolutions: /16, /32, /64

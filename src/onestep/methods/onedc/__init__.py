@@ -1,0 +1,30 @@
+"""OneDC, the one-step diffusion codec (digest: ../shared/reference/onedc.md), as one package.
+
+    model.py       the composition (`full`, `tiny`): KL autoencoder + `OneDCCodec` + SD1.5 one-step UNet
+    codec.py       `OneDCCodec` (FSQ hyperprior + 4-pass prior from codecs/, with OneDC's own parts:)
+    encoder.py     pixels + latent -> y and the semantic map;   decoder.py  y_hat + semantic map -> features
+    semantic.py    the semantic adaptor (hyperprior -> cross-attention tokens)
+    codec_keys.py  unet_keys.py   the released checkpoint's key names;   importer.py  `onestep import onedc`
+    configs/       training presets (stage I, stage II)
+
+Nothing here imports torch: the registry reads `METHOD` without building anything.
+"""
+
+from __future__ import annotations
+
+from ..registry import Method
+
+METHOD = Method(
+    name="onedc",
+    description="OneDC: SD2.1 VAE, hyperprior codec with semantic tokens, SD1.5 one-step UNet",
+    architectures={"full": "onestep.methods.onedc.model:onedc_full", "tiny": "onestep.methods.onedc.model:onedc_tiny"},
+    importer="onestep.methods.onedc.importer",
+    tasks={"stage1": "onestep.train.stage1:TASK", "stage2": "onestep.train.stage2:TASK"},
+    configs={"stage1": "configs/stage1.yaml", "stage2": "configs/stage2.yaml"},
+    bench={  # the UNet merged (lora_rank 0), as deployed for inference
+        "full": {"arch": "full", "kwargs": {"lora_rank": 0}, "size": "768x512", "dtypes": "float32,bfloat16"},
+        "full-z-only": {"arch": "full", "kwargs": {"lora_rank": 0}, "size": "768x512", "mode": "z-only"},
+        "full-lora": {"arch": "full", "kwargs": {"lora_rank": 64}, "size": "768x512", "dtypes": "float32"},
+        "tiny": {"arch": "tiny", "kwargs": {"lora_rank": 0}, "size": "256x256", "dtypes": "float32"},
+    },
+)

@@ -1,0 +1,17 @@
+"""The TAEF2 learned-latent model (the first packaged default, `weights/default/`): frozen TAEF2 encoder,
+`LatentHyperpriorCodec`, a small conv generator and TAEF2's decoder with the light head. See `model.py`.
+
+Nothing here imports torch: the registry reads `METHOD` without building anything.
+"""
+
+from __future__ import annotations
+
+from ..registry import Method
+
+METHOD = Method(
+    name="taef2_latent",
+    description="TAEF2 latent + FSQ hyperprior + conv generator (small, CPU-trainable)",
+    architectures={"default": "onestep.methods.taef2_latent.model:default_model"},
+    tasks={"stage1": "onestep.train.stage1:TASK"},
+    bench={"default": {"arch": "default", "size": "768x512", "dtypes": "float32", "mode": "normal"}},
+)
