@@ -1,9 +1,14 @@
 """The library API: load a model, turn images into `.osc` bytes and back, describe a file.
 
-    model = load_model("models/onedc")            # or load_model(None) for the packaged default model
-    data = compress(model, read_image("a.png"))   # bytes of a complete .osc file
-    image = decompress(model, data)               # 3 x H x W uint8, the same bits with any thread count
+    model = load_model()                          # the packaged default model, or load_model("models/onedc")
+    data = compress(model, image)                 # bytes of a complete .osc file
+    image = decompress(model, data)               # the same kind of image you gave, the same bits in any process
     describe(data)                                # model, size, bpp and section sizes, without a model
+
+Images: uint8 torch tensors (3 x H x W, 1 x H x W or H x W), numpy uint8 arrays (H x W x 3, H x W x 1 or
+H x W) and PIL images. Float input is refused unless its range is stated (`value_range=(0, 1)`, `(-1, 1)` or
+`(0, 255)`): a float image in the wrong range would silently become another image. Greyscale input (one
+channel, or a PIL "L" image) is coded as grey and comes back exactly grey, in the same form.
 
 Every user-caused failure is a `OneStepError`; `decompress` checks the container and that the file was made
 by this very model (name and weights) before it runs a network.
@@ -12,45 +17,121 @@ by this very model (name and weights) before it runs a network.
 from __future__ import annotations
 
 import os
-import weakref
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
-from .bitstream import ContainerHeader, read_container, write_container
-from .errors import ConfigError, ModelError, StreamError
-from .images import read_image, write_file_atomic, write_png
+from .bitstream import ContainerHeader, EncodedImage, read_container, write_container
+from .bitstream import describe as describe
+from .errors import ConfigError, ImageError, ModelError, StreamError
+from .files import write_atomic_group
+from .images import encode_png, read_image
 from .methods.pipeline import OneStepPipeline
-from .modeling import CONFIG_NAME
+from .modeling import CONFIG_NAME, WEIGHTS_NAME, read_json, stored_fingerprint
 
-DEFAULT_MODEL_FOLDER = Path(__file__).parent / "weights" / "default"
-_fingerprints: weakref.WeakKeyDictionary[OneStepPipeline, tuple[tuple[int, ...], bytes]] = weakref.WeakKeyDictionary()
+WEIGHTS_FOLDER = Path(__file__).parent / "weights"
+DEFAULT_MODEL = "default"  # the folder under weights/ that `load_model()` loads
+VALUE_RANGES = ((0, 1), (-1, 1), (0, 255))
 
 
 def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> OneStepPipeline:
     """Load a model folder (config.json + model.safetensors); `None` loads the packaged default model."""
-    if path is None:
-        folder = DEFAULT_MODEL_FOLDER
-        if not (folder / CONFIG_NAME).is_file():
-            raise ModelError("no default model is installed yet; pass --model DIR")
-    else:
-        folder = Path(path)
-        if not folder.is_dir():
-            raise ModelError(f"model folder {folder} does not exist")
+    folder = WEIGHTS_FOLDER / DEFAULT_MODEL if path is None else Path(path)
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder} does not exist")
     return OneStepPipeline.from_pretrained(folder, device=device)
 
 
-def model_fingerprint(model: OneStepPipeline) -> bytes:
-    """`model.fingerprint()`, hashed again only when a weight changed (hashing a large model takes seconds)."""
-    # Tensor version counters move with every in-place update (optimizer steps, load_state_dict).
-    state = model.state_dict(keep_vars=True).values()
-    key = tuple(v for t in state for v in (t.data_ptr(), t._version))
-    cached = _fingerprints.get(model)
-    if cached is None or cached[0] != key:
-        cached = (key, model.fingerprint())
-        _fingerprints[model] = cached
-    return cached[1]
+def packaged_models() -> dict[tuple[str, bytes], Path]:
+    """(model name, fingerprint) -> folder, for every model shipped in the package (read from their headers)."""
+    found = {}
+    for folder in sorted(WEIGHTS_FOLDER.iterdir()) if WEIGHTS_FOLDER.is_dir() else []:
+        config, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        if not (config.is_file() and weights.is_file()):
+            continue
+        name, fingerprint = read_json(config).get("name"), stored_fingerprint(weights)
+        if isinstance(name, str) and fingerprint is not None:
+            found[(name, fingerprint)] = folder
+    return found
+
+
+def model_for_stream(data: bytes, device: str = "cpu") -> OneStepPipeline:
+    """The packaged model that made a stream, or a `StreamError` naming the model folder it needs."""
+    header, _ = read_container(data)
+    folder = packaged_models().get((header.model_name, header.fingerprint))
+    if folder is None:
+        raise StreamError(
+            f"file was made by model {header.model_name!r} (weights {header.fingerprint.hex()}), which is not "
+            "packaged with onestep: pass its folder with --model DIR"
+        )
+    return OneStepPipeline.from_pretrained(folder, device=device)
+
+
+# --- images in, images out -----------------------------------------------------------------------------------
+
+
+def _from_float(values: torch.Tensor, value_range: tuple[float, float] | None) -> torch.Tensor:
+    if value_range is None:
+        raise ImageError(
+            f"image is {values.dtype}: say what range its values are in (value_range=(0, 1), (-1, 1) or (0, 255)), "
+            "or pass uint8"
+        )
+    if tuple(value_range) not in VALUE_RANGES:
+        raise ConfigError(f"value_range must be one of {VALUE_RANGES}, got {value_range}")
+    lo, hi = value_range
+    values = values.double()
+    if not torch.isfinite(values).all() or values.min() < lo or values.max() > hi:
+        low, high = float(values.nan_to_num().min()), float(values.nan_to_num().max())
+        raise ImageError(f"image values span [{low:g}, {high:g}] or are not finite: outside value_range {value_range}")
+    return ((values - lo) * (255 / (hi - lo))).round().to(torch.uint8)
+
+
+def as_image(image: Any, value_range: tuple[float, float] | None = None) -> tuple[torch.Tensor, str]:
+    """Any accepted image -> (C x H x W uint8 tensor with C in (1, 3), the form it came in)."""
+    if isinstance(image, Image.Image):
+        picture = image.convert("L" if image.mode in ("L", "1", "I;16", "I", "LA") else "RGB")
+        array, kind = np.asarray(picture), "pil"
+    elif isinstance(image, np.ndarray):
+        array, kind = image, "numpy"
+    elif isinstance(image, torch.Tensor):
+        array, kind = None, "tensor"
+    else:
+        raise ImageError(f"cannot take an image of type {type(image).__name__} (torch tensor, numpy array or PIL)")
+    if array is not None:  # numpy and PIL are H x W (x C)
+        if array.ndim == 3:
+            array = array.transpose(2, 0, 1)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    else:
+        tensor = image.detach().cpu()
+    if tensor.dim() == 2:
+        tensor = tensor[None]
+    if tensor.dim() != 3 or tensor.shape[0] not in (1, 3) or min(tensor.shape[1:]) < 1:
+        layout = "C x H x W" if kind == "tensor" else "H x W x C"
+        raise ImageError(f"expected an image with 1 or 3 channels ({layout} or H x W), got shape {tuple(image.shape)}")
+    if tensor.dtype.is_floating_point:
+        tensor = _from_float(tensor, value_range)
+    elif tensor.dtype != torch.uint8:
+        raise ImageError(f"image is {tensor.dtype}: pass uint8, or floats with value_range")
+    return tensor, kind
+
+
+def as_kind(image: torch.Tensor, kind: str, two_dimensional: bool) -> Any:
+    """C x H x W uint8 -> the form `as_image` was given."""
+    if kind == "tensor":
+        return image[0] if two_dimensional else image
+    array = image.permute(1, 2, 0).numpy()
+    if kind == "pil":
+        return Image.fromarray(array[:, :, 0], "L") if image.shape[0] == 1 else Image.fromarray(array, "RGB")
+    return array[:, :, 0] if two_dimensional else array
+
+
+def _colour(image: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """What the model codes: three channels; and whether the image was grey."""
+    grey = image.shape[0] == 1
+    return (image.expand(3, -1, -1) if grey else image), grey
 
 
 def _check_mode(model: OneStepPipeline, mode: str) -> None:
@@ -58,25 +139,72 @@ def _check_mode(model: OneStepPipeline, mode: str) -> None:
         raise ConfigError(f"model {model.name!r} has no mode {mode!r} (it has: {', '.join(model.modes)})")
 
 
-def compress(model: OneStepPipeline, image: torch.Tensor, mode: str = "normal") -> bytes:
-    """A 3 x H x W uint8 image -> the bytes of a complete `.osc` file."""
+def _wrap(model: OneStepPipeline, encoded: EncodedImage, grey: bool) -> bytes:
+    encoded.grey = grey
+    return write_container(encoded, model.name, model.fingerprint())
+
+
+def compress(
+    model: OneStepPipeline,
+    image: Any,
+    mode: str = "normal",
+    quality: int | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> bytes:
+    """An image -> the bytes of a complete `.osc` file. `quality` picks the rate for models with rate control."""
     _check_mode(model, mode)
-    return write_container(model.compress(image, mode=mode), model.name, model_fingerprint(model))
+    pixels, grey = _colour(as_image(image, value_range)[0])
+    return _wrap(model, model.compress(pixels, mode=mode, quality=quality), grey)
+
+
+def _as_output(image: torch.Tensor, grey: bool) -> torch.Tensor:
+    """The decoder's 3 x H x W -> 1 x H x W (the channels' mean, rounded) for a grey stream."""
+    if not grey:
+        return image
+    return ((image.to(torch.int32).sum(0, keepdim=True) + 1) // 3).to(torch.uint8)
 
 
 def compress_and_reconstruct(
-    model: OneStepPipeline, image: torch.Tensor, mode: str = "normal"
-) -> tuple[bytes, torch.Tensor]:
-    """`compress`, plus the image `decompress` will return, computed on the encoder's side without decoding
-    the stream again (the same bits: the codecs' round-trip tests check it)."""
+    model: OneStepPipeline,
+    image: Any,
+    mode: str = "normal",
+    quality: int | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> tuple[bytes, Any]:
+    """`compress`, plus the image `decompress` will return (in the same form as `image`), computed on the
+    encoder's side without decoding the stream again (the same bits: the codecs' round-trip tests check it)."""
     _check_mode(model, mode)
-    encoded, image = model.compress_and_reconstruct(image, mode=mode)
-    return write_container(encoded, model.name, model_fingerprint(model)), image
+    pixels, kind = as_image(image, value_range)
+    two_dimensional = getattr(image, "ndim", 3) == 2
+    pixels, grey = _colour(pixels)
+    encoded, reconstruction = model.compress_and_reconstruct(pixels, mode=mode, quality=quality)
+    return _wrap(model, encoded, grey), as_kind(_as_output(reconstruction, grey), kind, two_dimensional)
+
+
+def compress_to_size(
+    model: OneStepPipeline, image: Any, max_bytes: int, mode: str = "normal", value_range: Any = None
+) -> tuple[bytes, int]:
+    """The file at the highest quality that is not larger than `max_bytes`, and that quality (rate grows with
+    quality: searched by bisection); a `ConfigError` if even the lowest quality is larger."""
+    if not model.qualities:
+        raise ConfigError(f"model {model.name!r} has no rate control, so it cannot aim at a size")
+    qualities = sorted(model.qualities)
+    best, lo, hi = None, 0, len(qualities) - 1
+    while lo <= hi:
+        middle = (lo + hi) // 2
+        data = compress(model, image, mode=mode, quality=qualities[middle], value_range=value_range)
+        if len(data) <= max_bytes:
+            best, lo = (data, qualities[middle]), middle + 1
+        else:
+            hi = middle - 1
+    if best is None:
+        raise ConfigError(f"even the lowest quality ({qualities[0]}) makes a file larger than {max_bytes} bytes")
+    return best
 
 
 def check_model(header: ContainerHeader, model: OneStepPipeline) -> None:
     """Refuse a stream made by another model (or other weights under the same name)."""
-    ours = model_fingerprint(model)
+    ours = model.fingerprint()
     if header.model_name != model.name or header.fingerprint != ours:
         raise StreamError(
             f"file was made by model {header.model_name!r} (weights {header.fingerprint.hex()}), "
@@ -84,32 +212,23 @@ def check_model(header: ContainerHeader, model: OneStepPipeline) -> None:
         )
 
 
-def decompress(model: OneStepPipeline, data: bytes) -> torch.Tensor:
-    """The bytes of an `.osc` file -> the 3 x H x W uint8 reconstruction."""
+def decompress(model: OneStepPipeline | None, data: bytes, decode_tile: int | None = None) -> torch.Tensor:
+    """The bytes of an `.osc` file -> the reconstruction: 3 x H x W uint8, or 1 x H x W for a grey image.
+    `model=None` finds the packaged model that made the file."""
     header, encoded = read_container(data)
+    if model is None:
+        model = model_for_stream(data)
     check_model(header, model)
-    return model.decompress(encoded)
+    return _as_output(model.decompress(encoded, decode_tile=decode_tile), header.grey)
 
 
-def describe(data: bytes) -> dict[str, Any]:
-    """What a file holds, read from its header alone (no model needed). bpp counts every byte of the file."""
-    header, _ = read_container(data)
-    return {
-        "model": header.model_name,
-        "fingerprint": header.fingerprint.hex(),
-        "format_version": header.version,
-        "mode": header.mode,
-        "width": header.width,
-        "height": header.height,
-        "bytes": len(data),
-        "bpp": 8 * len(data) / (header.height * header.width),
-        "sections": dict(header.section_sizes),
-        "overhead_bytes": header.overhead_bytes,
-    }
+# --- files ---------------------------------------------------------------------------------------------------
 
 
 def _read_stream(path: str | os.PathLike[str]) -> bytes:
     path = Path(path)
+    if path.is_dir():
+        raise StreamError("is a folder, not a file")
     if not path.is_file():
         raise StreamError("no such file")
     return path.read_bytes()
@@ -121,30 +240,42 @@ def compress_file(
     target: str | os.PathLike[str],
     mode: str = "normal",
     reconstruction: str | os.PathLike[str] | None = None,
+    quality: int | None = None,
+    max_bytes: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Compress an image file into an `.osc` file; with `reconstruction`, also write what the receiver will
-    see as a PNG. Files are written atomically. Returns `describe`."""
-    image = read_image(source, max_pixels=model.max_pixels)
-    if reconstruction is None:
-        data, image = compress(model, image, mode=mode), None
-    else:
-        data, image = compress_and_reconstruct(model, image, mode=mode)
-    write_file_atomic(target, data)
-    if image is not None:
-        write_png(reconstruction, image)
+    see as a PNG. Both are written together or not at all; existing files are kept unless `overwrite`.
+    `max_bytes` picks the highest quality whose file fits. Returns `describe`."""
+    image = read_image(source, max_pixels=model.max_pixels, keep_grey=True)
+    outputs: list[tuple[str | os.PathLike[str], bytes]] = []
+    if max_bytes is not None:
+        data, quality = compress_to_size(model, image, max_bytes, mode=mode)
+    if reconstruction is not None:  # the chosen quality again, now with the receiver's picture
+        data, picture = compress_and_reconstruct(model, image, mode=mode, quality=quality)
+        outputs.append((reconstruction, encode_png(picture)))
+    elif max_bytes is None:
+        data = compress(model, image, mode=mode, quality=quality)
+    outputs.insert(0, (target, data))
+    write_atomic_group(outputs, overwrite=overwrite)
     return describe(data)
 
 
 def decompress_file(
-    model: OneStepPipeline, source: str | os.PathLike[str], target: str | os.PathLike[str]
+    model: OneStepPipeline | None,
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    overwrite: bool = False,
+    decode_tile: int | None = None,
 ) -> dict[str, Any]:
-    """Decompress an `.osc` file into a PNG (written atomically); returns `describe` of the source."""
+    """Decompress an `.osc` file into a PNG (written atomically; an existing file is kept unless `overwrite`);
+    returns `describe` of the source. `model=None`: the packaged model the file names."""
     try:
         data = _read_stream(source)
-        image = decompress(model, data)
+        image = decompress(model, data, decode_tile=decode_tile)
     except StreamError as e:
         raise StreamError(f"{source}: {e}") from None
-    write_png(target, image)
+    write_atomic_group([(target, encode_png(image))], overwrite=overwrite)
     return describe(data)
 
 

@@ -1,4 +1,4 @@
-"""Reading input images into 3 x H x W uint8 tensors, and writing PNGs atomically.
+"""Reading input images into 3 x H x W uint8 tensors (1 x H x W for greyscale on request), writing PNGs.
 
 What `read_image` accepts and how it maps it to 8-bit RGB:
 - RGB, greyscale (copied to the three channels), palette, CMYK/YCbCr (Pillow's conversion);
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import warnings
 from pathlib import Path
 
@@ -27,8 +26,13 @@ import torch
 from PIL import Image
 
 from .errors import ImageError
+from .files import write_atomic
 
-DEFAULT_MAX_PIXELS = 1 << 26  # 64 Mpixel; the API passes the model's own limit
+write_file_atomic = write_atomic  # the name other modules import
+
+DEFAULT_MAX_PIXELS = 1 << 27  # 134 Mpixel; the API passes the model's own limit
+# The suffixes of the formats below: what a folder given as input contributes, everywhere (compress, pack, eval).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 _EXIF_ORIENTATION = 0x0112
@@ -86,8 +90,25 @@ def _pixels(path: Path, image: Image.Image) -> np.ndarray:
     return pixels if pixels.ndim == 3 else pixels[:, :, None]
 
 
-def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Read an image file as a 3 x H x W uint8 tensor (see the module docstring for the rules)."""
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) as a viewer shows the image (EXIF rotation applied), from the header alone."""
+    try:
+        with Image.open(path, formats=FORMATS) as image:
+            width, height = image.size
+            if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                width, height = height, width
+            return width, height
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file in a supported format ({', '.join(FORMATS)})") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read image: {_one_line(e)}") from None
+
+
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS, keep_grey: bool = False
+) -> torch.Tensor:
+    """Read an image file as a 3 x H x W uint8 tensor (see the module docstring for the rules); with
+    `keep_grey`, a greyscale file gives 1 x H x W."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -118,38 +139,23 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         if alpha.min() < 255:
             warnings.warn(f"{path}: image has transparent pixels; alpha is ignored", AlphaDroppedWarning, stacklevel=2)
         pixels = pixels[:, :, :-1]
-    if pixels.shape[2] == 1:
+    if pixels.shape[2] == 1 and not keep_grey:
         pixels = np.repeat(pixels, 3, axis=2)
     pixels = _orient(pixels, orientation if orientation in range(1, 9) else 1)
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())  # a copy: Pillow's arrays are read-only
 
 
-def write_file_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`, so the path
-    holds either its old content or all of `data`, never a partial file. Permissions follow the umask;
-    missing parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def encode_png(image: torch.Tensor) -> bytes:
-    """3 x H x W uint8 tensor -> PNG bytes."""
-    if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected a 3 x H x W uint8 tensor, got {image.dtype} {tuple(image.shape)}")
+    """3 x H x W (RGB) or 1 x H x W (greyscale) uint8 tensor -> PNG bytes."""
+    if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected a 3 x H x W or 1 x H x W uint8 tensor, got {image.dtype} {tuple(image.shape)}")
     buffer = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).contiguous().numpy(), mode="RGB").save(buffer, format="PNG")
+    pixels = image.permute(1, 2, 0).contiguous().numpy()
+    picture = Image.fromarray(pixels[:, :, 0], mode="L") if image.shape[0] == 1 else Image.fromarray(pixels, "RGB")
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def write_png(path: str | os.PathLike[str], image: torch.Tensor) -> None:
-    """Write a 3 x H x W uint8 tensor as a PNG, atomically."""
-    write_file_atomic(path, encode_png(image))
+def write_png(path: str | os.PathLike[str], image: torch.Tensor, overwrite: bool = True) -> None:
+    """Write a 3 x H x W or 1 x H x W uint8 tensor as a PNG, atomically."""
+    write_atomic(path, encode_png(image), overwrite=overwrite)

@@ -4,6 +4,11 @@ Every `ModelMixin` subclass records the arguments it was built with. `save_pretr
 `config.json` (the class name and those arguments, nested models included) and `model.safetensors`;
 `from_pretrained(folder)` rebuilds the model from the config and loads the weights strictly.
 Weights are only ever read with safetensors: nothing is unpickled.
+
+`config.json` carries `_format` (CONFIG_FORMAT) and each part's class as `module:Class`, so loading imports
+exactly the modules it needs; configs written before (bare class names, no `_format`) still load. The weights'
+fingerprint (which streams a model can decode) is computed once, when a folder is written, and stored in the
+safetensors header; loading trusts it, `onestep verify MODEL` recomputes it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import os
 import pkgutil
 import re
-import tempfile
+import struct
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,10 +30,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ModelError
+from .files import atomic_path, write_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CLASS_KEY = "_class"
+FORMAT_KEY = "_format"
+CONFIG_FORMAT = 2  # 1: bare class names, no fingerprint in the weights file
+FINGERPRINT_METADATA = "onestep_fingerprint"
 
 _REGISTRY: dict[str, type[ModelMixin]] = {}
 T = TypeVar("T", bound="ModelMixin")
@@ -62,23 +71,42 @@ PART_PACKAGES = ("onestep.autoencoders", "onestep.codecs", "onestep.generators",
 
 def _import_defining_module(name: str) -> None:
     """Import the part module that defines class `name`, found by its source text, so that loading a
-    small model pays only for the modules it uses."""
+    small model pays only for the modules it uses. Method packages (`methods/<name>/`) are searched too."""
+    from .methods.registry import method_packages  # methods registered at run time (ONESTEP_METHODS)
+
     definition = re.compile(rf"^class {re.escape(name)}\b", re.MULTILINE)
-    for package_name in PART_PACKAGES:
+    for package_name in (*PART_PACKAGES, *method_packages()):
         package = importlib.import_module(package_name)
-        for module in pkgutil.iter_modules(package.__path__):
-            source = Path(package.__path__[0], f"{module.name}.py")
-            if source.is_file() and definition.search(source.read_text(encoding="utf-8")):
-                importlib.import_module(f"{package_name}.{module.name}")
-                return
+        for module in pkgutil.iter_modules(getattr(package, "__path__", [])):
+            folder = Path(package.__path__[0], module.name)
+            sources = sorted(folder.glob("*.py")) if module.ispkg else [folder.with_suffix(".py")]
+            for source in sources:
+                if source.is_file() and definition.search(source.read_text(encoding="utf-8")):
+                    inner = f".{source.stem}" if module.ispkg else ""
+                    importlib.import_module(f"{package_name}.{module.name}{inner}")
+                    return
+
+
+def _resolve_class(name: Any) -> str | None:
+    """`module:Class` -> import the module and return `Class`; a bare name (format 1) is looked up by its source."""
+    if not isinstance(name, str):
+        return None
+    module, _, name = name.rpartition(":")
+    if module and name not in _REGISTRY:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the class may have moved since the folder was written: look for it by name below
+    if name not in _REGISTRY:
+        _import_defining_module(name)
+    return name
 
 
 def model_from_config(config: dict[str, Any]) -> ModelMixin:
     """Build a (randomly initialised) model from a config dict written by `to_config`."""
     config = dict(config)
-    name = config.pop(CLASS_KEY, None)
-    if isinstance(name, str) and name not in _REGISTRY:
-        _import_defining_module(name)
+    config.pop(FORMAT_KEY, None)
+    name = _resolve_class(config.pop(CLASS_KEY, None))
     if name not in _REGISTRY:
         raise ModelError(f"unknown model class {name!r} in config (known: {', '.join(sorted(_REGISTRY))})")
     cls = _REGISTRY[name]
@@ -121,22 +149,35 @@ class ModelMixin(nn.Module):
         cls.__init__ = wrapped  # type: ignore[method-assign]
 
     def to_config(self) -> dict[str, Any]:
-        return {CLASS_KEY: type(self).__name__, **_to_json(self.config)}
+        cls = type(self)
+        return {CLASS_KEY: f"{cls.__module__}:{cls.__qualname__}", **_to_json(self.config)}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def _weights_version(self) -> tuple[int, ...]:
+        # Tensor version counters move with every in-place update (optimizer steps, load_state_dict).
+        return tuple(v for t in self.state_dict(keep_vars=True).values() for v in (t.data_ptr(), t._version))
+
     def fingerprint(self) -> bytes:
-        """8 bytes identifying the weights (and thus which streams this model can decode)."""
-        return state_dict_fingerprint(self.state_dict())
+        """8 bytes identifying the weights (and thus which streams this model can decode). Hashed again only
+        when a weight changed since the last time (or since loading: the folder stores it)."""
+        version = self._weights_version()
+        cached = getattr(self, "_fingerprint_cache", None)
+        if cached is None or cached[0] != version:
+            cached = (version, state_dict_fingerprint(self.state_dict()))
+            object.__setattr__(self, "_fingerprint_cache", cached)
+        return cached[1]
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        _atomic(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-        text = json.dumps(self.to_config(), indent=2) + "\n"
-        _atomic(folder / CONFIG_NAME, lambda p: Path(p).write_text(text))
+        metadata = {"format": "pt", FINGERPRINT_METADATA: self.fingerprint().hex()}
+        with atomic_path(folder / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        config = {FORMAT_KEY: CONFIG_FORMAT, **self.to_config()}
+        write_atomic(folder / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
         return folder
 
     @classmethod
@@ -154,7 +195,24 @@ class ModelMixin(nn.Module):
         except Exception as e:  # safetensors raises its own types for damaged files
             raise ModelError(f"cannot read {weights_path}: {e}") from None
         load_state_dict_strict(model, state, source=str(weights_path))
-        return model.to(device).eval()
+        model = model.to(device).eval()
+        stored = stored_fingerprint(weights_path)
+        if stored is not None:
+            object.__setattr__(model, "_fingerprint_cache", (model._weights_version(), stored))
+        return model
+
+
+def stored_fingerprint(weights_path: str | os.PathLike[str]) -> bytes | None:
+    """The fingerprint written into a weights file's header by `save_pretrained` (None for older files), read
+    without loading the tensors."""
+    try:
+        with open(weights_path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(min(length, 100_000_000)))
+        value = header.get("__metadata__", {}).get(FINGERPRINT_METADATA)
+        return bytes.fromhex(value) if isinstance(value, str) and len(value) == 16 else None
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
 
 
 def read_json(path: Path) -> Any:
@@ -203,17 +261,3 @@ def state_dict_fingerprint(state: dict[str, torch.Tensor]) -> bytes:
         digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.digest()[:8]
-
-
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a model folder should be readable like any file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -28,21 +28,30 @@ class CodecOutput:
 
 
 class LatentCodec(ModelMixin):
-    """Subclasses set `pad_multiple` (input sides must be multiples of it) and `modes`."""
+    """Subclasses set `pad_multiple` (input sides must be multiples of it), `modes` (the container stores the
+    mode's name) and, for rate control, `qualities`: the values `compress(..., quality=q)` accepts, rising in
+    rate. A codec with qualities records the one used in its own sections, so `decompress` needs no argument."""
 
     pad_multiple: int
     modes: tuple[str, ...] = ("normal",)
+    qualities: tuple[int, ...] = ()
+
+    def pad_mode(self, mode: str) -> str:
+        """How the image is padded to `pad_multiple` in `mode` (an `F.pad` mode)."""
+        return "replicate"
 
     def forward(self, image: torch.Tensor, latent: torch.Tensor) -> CodecOutput:
         raise NotImplementedError
 
     @torch.no_grad()
-    def compress(self, image: torch.Tensor, latent: torch.Tensor, mode: str = "normal") -> dict[str, bytes]:
+    def compress(
+        self, image: torch.Tensor, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
+    ) -> dict[str, bytes]:
         raise NotImplementedError
 
     @torch.no_grad()
     def compress_and_reconstruct(
-        self, image: torch.Tensor, latent: torch.Tensor, mode: str = "normal"
+        self, image: torch.Tensor, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
     ) -> tuple[dict[str, bytes], CodecOutput]:
         """`compress`, plus what `decompress` will return, computed on the encoder's side."""
         raise NotImplementedError

@@ -1,36 +1,39 @@
-"""A complete one-step codec: autoencoder + latent codec + one-step generator.
+"""A complete one-step codec: autoencoder + latent codec (+ conditioner) + one-step generator.
 
     image -> autoencoder.encode -> codec.compress -> sections (bytes)
-    sections -> codec.decompress -> generator (one call) -> autoencoder.decode -> image
+    sections -> codec.decompress -> [conditioner] -> generator (one call) -> autoencoder.decode -> image
 
 OneDC, OSDiff, SODEC and the default model are this class with different parts and configs.
+
+Memory: the autoencoder's encoder and the generator + decoder run tile by tile (`methods/tiling.py`) on images
+larger than a tile, with a halo and blended overlaps; the codec always sees the whole latent. Encoder tiles
+have a fixed size (`encode_tile`), so a stream depends on the image alone; decoder tiles may be set per call
+(`decode_tile`, the memory knob): the pixels then move by at most a grey level or so near tile borders for
+networks whose receptive field exceeds the halo, and not at all for local ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 
 from ..autoencoders.base import Autoencoder
+from ..bitstream import EncodedImage
 from ..codecs.base import CodecOutput, LatentCodec
 from ..errors import ImageError, StreamError
 from ..generators.base import Generator
+from ..generators.conditioning import Conditioner
 from ..modeling import ModelMixin
+from .tiling import run_tiled
 
-
-@dataclass
-class EncodedImage:
-    """The content of a compressed file, before the container wraps it."""
-
-    sections: dict[str, bytes]
-    height: int
-    width: int
-    mode: str = "normal"
+__all__ = ["EncodedImage", "OneStepPipeline", "TrainingOutput", "deterministic", "pad_image", "to_uint8"]
 
 
 @dataclass
@@ -46,13 +49,21 @@ def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     return -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
 
-def pad_image(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad right and bottom to a multiple (as the OneDC reference does)."""
+def pad_image(image: torch.Tensor, multiple: int, mode: str = "replicate") -> torch.Tensor:
+    """Pad right and bottom to a multiple (`replicate` as OneDC's reference does in normal mode; `reflect`
+    needs the pad to be smaller than the side, so it falls back to `replicate` for tiny images)."""
     h, w = image.shape[-2:]
     hp, wp = padded_size(h, w, multiple)
     if (hp, wp) == (h, w):
         return image
-    return F.pad(image, (0, wp - w, 0, hp - h), mode="replicate")
+    if mode == "reflect" and (hp - h >= h or wp - w >= w):
+        mode = "replicate"
+    return F.pad(image, (0, wp - w, 0, hp - h), mode=mode)
+
+
+_coding_lock = threading.Lock()
+_coders = 0
+_saved_threads = 0
 
 
 @contextlib.contextmanager
@@ -60,17 +71,27 @@ def deterministic(device: torch.device | str = "cpu") -> Iterator[None]:
     """The numerics every stream is made and read with.
 
     The entropy parameters must be bit-identical on both sides, and a stream must decode to the same pixels
-    in any process. On CPU, oneDNN's and MKL's reductions change with the thread count, so coding runs on one
-    intra-op thread whatever the caller's setting (the kernels stay fast; the result no longer depends on the
-    machine's core count). On CUDA, deterministic kernels."""
+    in any process. On CPU, oneDNN's and MKL's reductions change with the thread count (and a per-thread
+    OpenMP setting does not reach oneDNN: measured), so coding runs on one intra-op thread whatever the
+    caller's setting. Several Python threads may code at once (they share the setting and run in parallel, a
+    thread each); the caller's setting is restored when the last one leaves. Other torch work in the same
+    process also runs on one intra-op thread meanwhile: slower, never different. On CUDA, deterministic kernels.
+    """
+    global _coders, _saved_threads
     device = torch.device(device)
     if device.type == "cpu":
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        with _coding_lock:
+            if _coders == 0:
+                _saved_threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+            _coders += 1
         try:
             yield
         finally:
-            torch.set_num_threads(threads)
+            with _coding_lock:
+                _coders -= 1
+                if _coders == 0:
+                    torch.set_num_threads(_saved_threads)
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
     previous = torch.are_deterministic_algorithms_enabled()
@@ -87,7 +108,11 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
 
 
 class OneStepPipeline(ModelMixin):
-    """Compose the three parts. `name` goes into every stream, with the weights' fingerprint."""
+    """Compose the parts. `name` goes into every stream, with the weights' fingerprint.
+
+    `encode_tile` / `decode_tile` are tile sides in pixels (multiples of the padding multiple are used);
+    `tile_halo` is the context computed around each tile and discarded, `tile_blend` the overlap mixed
+    linearly, both in pixels."""
 
     def __init__(
         self,
@@ -95,14 +120,22 @@ class OneStepPipeline(ModelMixin):
         codec: LatentCodec,
         generator: Generator,
         name: str = "onestep",
-        max_pixels: int = 4096 * 4096,
+        max_pixels: int = 1 << 27,
+        conditioner: Conditioner | None = None,
+        encode_tile: int = 2048,
+        decode_tile: int = 1024,
+        tile_halo: int = 64,
+        tile_blend: int = 32,
     ) -> None:
         super().__init__()
         self.autoencoder = autoencoder
         self.codec = codec
         self.generator = generator
+        self.conditioner = conditioner
         self.name = name
         self.max_pixels = max_pixels
+        self.encode_tile, self.decode_tile = encode_tile, decode_tile
+        self.tile_halo, self.tile_blend = tile_halo, tile_blend
         self.pad_multiple = max(codec.pad_multiple, autoencoder.downsampling)
         if self.pad_multiple % autoencoder.downsampling:
             raise ValueError("the codec's padding multiple must be a multiple of the autoencoder's downsampling")
@@ -115,6 +148,11 @@ class OneStepPipeline(ModelMixin):
     def modes(self) -> tuple[str, ...]:
         return self.codec.modes
 
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        """The codec's rate-control settings (empty: one rate per mode)."""
+        return tuple(getattr(self.codec, "qualities", ()))
+
     def _check_image(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 3 or image.shape[0] != 3:
             raise ImageError(f"expected a 3 x H x W image, got shape {tuple(image.shape)}")
@@ -122,39 +160,86 @@ class OneStepPipeline(ModelMixin):
         if h * w > self.max_pixels:
             raise ImageError(f"image is {w}x{h}: more than this model's limit of {self.max_pixels} pixels")
         if image.dtype == torch.uint8:
-            image = image.float() / 127.5 - 1
-        return image[None]
+            image = image.to(self.device, torch.float32).div_(127.5).sub_(1)
+        return image[None].to(self.device)
 
-    def _check_mode(self, mode: str) -> None:
+    def _check_mode(self, mode: str, error: type[Exception] = StreamError) -> None:
         if mode not in self.modes:
-            raise StreamError(f"model {self.name!r} has no mode {mode!r} (it has: {', '.join(self.modes)})")
+            raise error(f"model {self.name!r} has no mode {mode!r} (it has: {', '.join(self.modes)})")
+
+    def _check_quality(self, quality: int | None) -> None:
+        if quality is not None and quality not in self.qualities:
+            if not self.qualities:
+                raise ImageError(f"model {self.name!r} has no rate control (--quality)")
+            raise ImageError(f"quality {quality} is not one of model {self.name!r}'s: {list(self.qualities)}")
+
+    def _tiling(self, tile: int) -> dict[str, int]:
+        multiple = self.pad_multiple
+        return dict(
+            tile=max(multiple, tile // multiple * multiple),
+            halo=-(-self.tile_halo // multiple) * multiple,
+            blend=self.tile_blend // multiple * multiple,
+            multiple=multiple,
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The autoencoder's latent of a padded image, tile by tile (fixed tiles: the stream must not depend on
+        anything but the image)."""
+        if not any(True for _ in self.autoencoder.parameters()):  # a fixed rearrangement: nothing to bound
+            return self.autoencoder.encode(x)
+        scale = Fraction(1, self.autoencoder.downsampling)
+        return run_tiled(self.autoencoder.encode, x, scale, **self._tiling(self.encode_tile))
+
+    def conditioning(self, out: CodecOutput) -> torch.Tensor | None:
+        return out.context if self.conditioner is None else self.conditioner(out)
+
+    def render(self, out: CodecOutput, padded: tuple[int, int], decode_tile: int | None = None) -> torch.Tensor:
+        """Generator (one call per tile) + autoencoder decoder: codec output -> padded image in [-1, 1]."""
+        context = self.conditioning(out)
+
+        def run(features: torch.Tensor) -> torch.Tensor:
+            return self.autoencoder.decode(self.generator(features, context))
+
+        scale = Fraction(padded[0], out.features.shape[-2])  # pixels per feature unit
+        tiling = {k: int(Fraction(v) / scale) for k, v in self._tiling(decode_tile or self.decode_tile).items()}
+        tiling["multiple"] = max(1, tiling["multiple"])
+        return run_tiled(run, out.features, scale, **tiling)
 
     @torch.no_grad()
-    def compress(self, image: torch.Tensor, mode: str = "normal") -> EncodedImage:
+    def compress(self, image: torch.Tensor, mode: str = "normal", quality: int | None = None) -> EncodedImage:
         """`image`: 3 x H x W, uint8 or float in [-1, 1]."""
-        self._check_mode(mode)
-        x = self._check_image(image)
-        h, w = x.shape[-2:]
-        x = pad_image(x.to(self.device), self.pad_multiple)
-        with deterministic(self.device):
-            latent = self.autoencoder.encode(x)
-            sections = self.codec.compress(x, latent, mode=mode)
-        return EncodedImage(sections=sections, height=h, width=w, mode=mode)
+        return self._compress(image, mode, quality, reconstruct=False)[0]
 
     @torch.no_grad()
-    def compress_and_reconstruct(self, image: torch.Tensor, mode: str = "normal") -> tuple[EncodedImage, torch.Tensor]:
+    def compress_and_reconstruct(
+        self, image: torch.Tensor, mode: str = "normal", quality: int | None = None, decode_tile: int | None = None
+    ) -> tuple[EncodedImage, torch.Tensor]:
         """`compress`, plus the uint8 image `decompress` will return, computed on the encoder's side."""
-        self._check_mode(mode)
+        encoded, reconstruction = self._compress(image, mode, quality, reconstruct=True, decode_tile=decode_tile)
+        assert reconstruction is not None
+        return encoded, reconstruction
+
+    def _compress(
+        self, image: torch.Tensor, mode: str, quality: int | None, reconstruct: bool, decode_tile: int | None = None
+    ) -> tuple[EncodedImage, torch.Tensor | None]:
+        self._check_mode(mode, ImageError)
+        self._check_quality(quality)
         x = self._check_image(image)
         h, w = x.shape[-2:]
-        x = pad_image(x.to(self.device), self.pad_multiple)
+        x = pad_image(x, self.pad_multiple, self.codec.pad_mode(mode))
+        options = {} if quality is None else {"quality": quality}
         with deterministic(self.device):
-            sections, out = self.codec.compress_and_reconstruct(x, self.autoencoder.encode(x), mode=mode)
-            reconstruction = self.autoencoder.decode(self.generator(out.features, out.context))
+            latent = self.encode(x)
+            if not reconstruct:
+                return EncodedImage(self.codec.compress(x, latent, mode=mode, **options), h, w, mode), None
+            sections, out = self.codec.compress_and_reconstruct(x, latent, mode=mode, **options)
+            padded = tuple(x.shape[-2:])
+            del x, latent
+            reconstruction = self.render(out, padded, decode_tile)
         return EncodedImage(sections, h, w, mode), to_uint8(reconstruction[0, :, :h, :w]).cpu()
 
     @torch.no_grad()
-    def decompress(self, encoded: EncodedImage) -> torch.Tensor:
+    def decompress(self, encoded: EncodedImage, decode_tile: int | None = None) -> torch.Tensor:
         """Returns the reconstruction as a 3 x H x W uint8 tensor."""
         self._check_mode(encoded.mode)
         h, w = encoded.height, encoded.width
@@ -163,8 +248,7 @@ class OneStepPipeline(ModelMixin):
         size = padded_size(h, w, self.pad_multiple)
         with deterministic(self.device):
             out = self.codec.decompress(encoded.sections, size, mode=encoded.mode)
-            latent = self.generator(out.features, out.context)
-            image = self.autoencoder.decode(latent)
+            image = self.render(out, size, decode_tile)
         return to_uint8(image[0, :, :h, :w]).cpu()
 
     def forward(
@@ -181,7 +265,7 @@ class OneStepPipeline(ModelMixin):
             with torch.no_grad():
                 latent = self.autoencoder.encode(image)
         out = self.codec(image, latent)
-        latent_hat = self.generator(out.features, out.context)
+        latent_hat = self.generator(out.features, self.conditioning(out))
         reconstruction = self.autoencoder.decode(latent_hat) if decode else None
         pixels = latent.shape[-2] * latent.shape[-1] * self.autoencoder.downsampling**2
         bpp = out.total_bits() / pixels
