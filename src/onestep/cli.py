@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except OneStepError as e:
         print(f"onestep {name}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a path the OS refuses before any file is processed (too long, no permission, ...)
+        from .files import describe_os_error
+
+        print(f"onestep {name}: error: {describe_os_error(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"onestep {name}: interrupted", file=sys.stderr)
         return 130
