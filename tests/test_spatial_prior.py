@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from entropy_testing import EntropyModelContract
 
 from onestep.codecs.spatial_prior import (
     NUM_PASSES,
@@ -47,20 +48,20 @@ def test_compress_decompress_is_bit_exact(prior: FourPassPrior, size: tuple[int,
     generator = torch.Generator().manual_seed(1)
     feature = torch.randn(1, 24, *size, generator=generator)
     y = 3 * torch.randn(1, 32, *size, generator=generator)
-    data, y_hat = prior.compress(feature, y)
-    assert torch.equal(prior.decompress(feature, data), y_hat)
+    data, y_hat = prior.compress(y, feature=feature)
+    assert torch.equal(prior.decompress(data, y.shape, feature=feature), y_hat)
     assert (y_hat - y).abs().max() <= 0.5 + 1e-5  # rounding of y - mean, nothing more
     with torch.no_grad():
-        estimated, _ = prior(feature, y)
+        estimated, _ = prior.estimate(y, feature=feature)
     torch.testing.assert_close(estimated, y_hat, rtol=0, atol=1e-5)  # the training path codes the same y_hat
 
 
 def test_corrupt_stream_raises(prior: FourPassPrior) -> None:
     feature, y = torch.randn(1, 24, 4, 4), 3 * torch.randn(1, 32, 4, 4)
-    data, _ = prior.compress(feature, y)
+    data, _ = prior.compress(y, feature=feature)
     for bad in (data[: len(data) // 2], data + b"\x01\x02\x03\x04"):
         with pytest.raises(StreamError):
-            prior.decompress(feature, bad)
+            prior.decompress(bad, y.shape, feature=feature)
 
 
 def test_predict_uses_means_only(prior: FourPassPrior) -> None:
@@ -71,29 +72,44 @@ def test_predict_uses_means_only(prior: FourPassPrior) -> None:
     mask = pass_masks(32, 4, 6)[0]
     assert torch.equal(predicted[0][mask], pass0_means[0][mask])
     # coding y equal to the prediction costs only zeros and reproduces it
-    data, y_hat = prior.compress(feature, predicted)
+    data, y_hat = prior.compress(predicted, feature=feature)
     assert torch.equal(y_hat, predicted)
 
 
 def test_estimated_bits_match_the_stream(prior: FourPassPrior) -> None:
     """With a prior that predicts N(0, 2) everywhere and y drawn from it, the rate proxy (rounded residual,
     eval mode) and the real stream agree within a few percent."""
-    calibrated = FourPassPrior(channels=32, hyper_channels=24).eval()
-    with torch.no_grad():
-        for p in calibrated.parameters():
-            p.zero_()
-        for params_out in (calibrated.fusion[-1].block[1].conv_out, calibrated.context[-1].block[1].conv_out):
-            params_out.bias[:32] = 2.0  # scales; means stay 0
+    calibrated = calibrated_prior(noise=0.0).eval()
     generator = torch.Generator().manual_seed(2)
     feature = torch.randn(1, 24, 16, 16, generator=generator)
     y = 2 * torch.randn(1, 32, 16, 16, generator=generator)
     with torch.no_grad():
-        _, bits = calibrated(feature, y)
-    data, _ = calibrated.compress(feature, y)
+        _, bits = calibrated.estimate(y, feature=feature)
+    data, _ = calibrated.compress(y, feature=feature)
     assert bits.shape == (1,)
     assert abs(bits.item() - 8 * len(data)) / (8 * len(data)) < 0.03
     calibrated.train()
     with torch.no_grad():
-        _, noisy_bits = calibrated(feature, y)
+        _, noisy_bits = calibrated.estimate(y, feature=feature)
     assert abs(noisy_bits.item() - bits.item()) / bits.item() < 0.1  # the noisy proxy is close, not equal
     assert noisy_bits.item() != bits.item()
+
+
+def calibrated_prior(noise: float, channels: int = 32, hyper_channels: int = 24) -> FourPassPrior:
+    """A prior that predicts about N(0, 2) everywhere: zero weights plus `noise` x N(0, 1), scale biases 2."""
+    prior = FourPassPrior(channels=channels, hyper_channels=hyper_channels)
+    with torch.no_grad():
+        for p in prior.parameters():
+            p.copy_(noise * torch.randn_like(p))
+        for params_out in (prior.fusion[-1].block[1].conv_out, prior.context[-1].block[1].conv_out):
+            params_out.bias[:channels] = 2.0  # scales; means stay about 0
+    return prior
+
+
+class TestFourPassPriorContract(EntropyModelContract):
+    def make_model(self) -> FourPassPrior:
+        return calibrated_prior(noise=0.02, channels=8, hyper_channels=6)
+
+    def make_inputs(self, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        g = torch.Generator().manual_seed(seed)
+        return 2 * torch.randn(2, 8, 12, 10, generator=g), {"feature": torch.randn(2, 6, 12, 10, generator=g)}

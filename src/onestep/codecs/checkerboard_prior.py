@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..entropy.base import EntropyModel
+from ..entropy.base import ContextPrior
 from ..entropy.gaussian import GaussianConditional
 from ..entropy.rate import add_uniform_noise, gaussian_bits, ste_round
 from ..entropy.tables import NUM_SCALES, SCALE_MAX, SCALE_MIN
@@ -93,7 +93,7 @@ class PriorStep:
 StepQuantizer = Callable[[PriorStep], torch.Tensor]
 
 
-class CheckerboardChannelPrior(EntropyModel):
+class CheckerboardChannelPrior(ContextPrior):
     """Entropy model of y (sum(slices) channels) given the hyper-decoder's `feature` (B x hyper_channels
     x H x W, y's resolution). OSDiff: hyper_channels = 2 x 320, the default slices and context widths."""
 
@@ -160,7 +160,7 @@ class CheckerboardChannelPrior(EntropyModel):
     def estimate(self, x: torch.Tensor, **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y_hat with straight-through rounding, estimated bits per image). In training mode the rate uses
         the residual plus uniform noise, otherwise the rounded residual (what the real coder codes)."""
-        feature = _feature(params)
+        feature = self.feature(params)
         self._check(x.shape, feature)
         residuals: list[torch.Tensor] = []  # per slice: anchors' residuals, then merged with the non-anchors'
         scales: list[torch.Tensor] = []
@@ -185,7 +185,7 @@ class CheckerboardChannelPrior(EntropyModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor, **params: torch.Tensor) -> tuple[bytes, torch.Tensor]:
         """One stream of 2 chunks per slice, in decode order; returns it with the y_hat the decoder will get."""
-        feature = _feature(params)
+        feature = self.feature(params)
         self._check(x.shape, feature)
         encoder = self.gaussian.encoder()
 
@@ -200,7 +200,7 @@ class CheckerboardChannelPrior(EntropyModel):
 
     @torch.no_grad()
     def decompress(self, data: bytes, shape: Sequence[int], **params: torch.Tensor) -> torch.Tensor:
-        feature = _feature(params)
+        feature = self.feature(params)
         self._check(shape, feature)
         if not data:  # every symbol costs something, so a real stream is never empty
             raise StreamError("the y stream is empty")
@@ -223,9 +223,3 @@ class CheckerboardChannelPrior(EntropyModel):
 
     def extra_repr(self) -> str:
         return f"hyper_channels={self.hyper_channels}, slices={list(self.slices)}"
-
-
-def _feature(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    if set(params) != {"feature"}:
-        raise TypeError(f"a context prior takes one parameter, feature, got {sorted(params)}")
-    return params["feature"]

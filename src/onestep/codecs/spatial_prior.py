@@ -12,12 +12,13 @@ indices and means bit-identical on both sides.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..entropy.base import ContextPrior
 from ..entropy.gaussian import GaussianConditional
 from ..entropy.rate import add_uniform_noise, gaussian_bits, ste_round
 from ..errors import StreamError
@@ -66,7 +67,7 @@ def scatter_pass(values: torch.Tensor) -> torch.Tensor:
     return values.repeat(1, 4, 1, 1)
 
 
-class FourPassPrior(nn.Module):
+class FourPassPrior(ContextPrior):
     """Entropy parameters for y (`channels` C, divisible by 4) from a hyper-decoder feature map of the
     same resolution (`hyper_channels`). Holds no entropy-coder state in its state dict."""
 
@@ -98,33 +99,48 @@ class FourPassPrior(nn.Module):
                 y_hat = y_hat + torch.where(masks[k], q + means, torch.zeros((), device=params.device))
             return y_hat
 
-    def forward(self, feature: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check(self, shape: Sequence[int], feature: torch.Tensor) -> None:
+        b, _, h, w = feature.shape
+        if tuple(shape) != (b, self.channels, h, w):
+            raise ValueError(
+                f"the 4-pass prior codes B x {self.channels} x H x W at the feature's size, "
+                f"got y {tuple(shape)} and feature {tuple(feature.shape)}"
+            )
+
+    # --- the EntropyModel interface (parameter: `feature`) -------------------------------------------
+
+    def estimate(self, x: torch.Tensor, **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training/estimation: (y_hat with straight-through rounding, estimated bits per image (B,)).
 
         In training mode the rate uses the residual plus uniform noise, otherwise the rounded residual
         (what the real coder codes)."""
-        residual = torch.zeros_like(y, dtype=torch.float32)
+        feature = self.feature(params)
+        self._check(x.shape, feature)
+        residual = torch.zeros_like(x, dtype=torch.float32)
         scales = torch.zeros_like(residual)
 
         def quantize(p: PriorPass) -> torch.Tensor:
             nonlocal residual, scales
-            r = y.float() - p.means
+            r = x.float() - p.means
             residual = torch.where(p.mask, r, residual)
             scales = torch.where(p.mask, p.scales, scales)
             return ste_round(r)
 
         y_hat = self._run(feature, quantize)
-        with torch.autocast(device_type=y.device.type, enabled=False):
+        with torch.autocast(device_type=x.device.type, enabled=False):
             coded = add_uniform_noise(residual) if self.training else torch.round(residual)
             bits = gaussian_bits(coded, scales).flatten(1).sum(1)
         return y_hat, bits
 
-    def compress(self, feature: torch.Tensor, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, **params: torch.Tensor) -> tuple[bytes, torch.Tensor]:
         """One stream of 4 chunks (the passes, in decode order); returns it with the y_hat the decoder will get."""
+        feature = self.feature(params)
+        self._check(x.shape, feature)
         encoder = self.gaussian.encoder()
 
         def quantize(p: PriorPass) -> torch.Tensor:
-            q = self.gaussian.symbols(y, p.means)
+            q = self.gaussian.symbols(x, p.means)
             indexes = self.gaussian.scale_index(p.scales)
             encoder.add(gather_pass(q, p.mask).to(torch.int32), gather_pass(indexes, p.mask))
             return q
@@ -132,7 +148,10 @@ class FourPassPrior(nn.Module):
         y_hat = self._run(feature, quantize)
         return encoder.finish(), y_hat
 
-    def decompress(self, feature: torch.Tensor, data: bytes) -> torch.Tensor:
+    @torch.no_grad()
+    def decompress(self, data: bytes, shape: Sequence[int], **params: torch.Tensor) -> torch.Tensor:
+        feature = self.feature(params)
+        self._check(shape, feature)
         if not data:  # every symbol costs something, so a real stream is never empty
             raise StreamError("the y stream is empty")
         decoder = self.gaussian.decoder(data)
@@ -145,6 +164,7 @@ class FourPassPrior(nn.Module):
         decoder.finish()
         return y_hat
 
+    @torch.no_grad()
     def predict(self, feature: torch.Tensor) -> torch.Tensor:
         """No y transmitted (OneDC's z-only mode): each pass's y_hat is its predicted mean."""
         return self._run(feature, lambda p: torch.zeros_like(p.means))

@@ -37,6 +37,22 @@ class EntropyModel(nn.Module):
         raise NotImplementedError
 
 
+class ContextPrior(EntropyModel):
+    """An entropy model of y conditioned on the hyper-decoder's feature map at y's resolution: its one
+    parameter is `feature` (B x hyper channels x H x W)."""
+
+    @torch.no_grad()
+    def predict(self, feature: torch.Tensor) -> torch.Tensor:
+        """y_hat when no y is sent (a z-only mode): what the prior predicts, step by step."""
+        raise NotImplementedError
+
+    @staticmethod
+    def feature(params: dict[str, torch.Tensor]) -> torch.Tensor:
+        if set(params) != {"feature"}:
+            raise TypeError(f"a context prior takes one parameter, feature, got {sorted(params)}")
+        return params["feature"]
+
+
 def check_shape(name: str, tensor: torch.Tensor, shape: Sequence[int]) -> None:
     if tuple(tensor.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")

@@ -32,6 +32,7 @@ class FSQ(EntropyModel):
             raise ValueError(f"FSQ levels must be integers >= 2, got {levels}")
         self.levels = [int(n) for n in levels]
         self.dim = len(self.levels)
+        self.channels = self.dim  # the name every entropy model uses for it
         self.codebook_size = math.prod(self.levels)
         self.bits_per_index = math.ceil(math.log2(self.codebook_size))
         basis = [math.prod(self.levels[:i]) for i in range(self.dim)]

@@ -1,0 +1,130 @@
+"""A hyperprior codec as a composition: a side entropy model codes z (FSQ's fixed-length indices, or the
+factorized prior), and a context prior codes y given the hyper-decoder's feature (the 4-pass prior, or
+the checkerboard + channel-slice prior). This file holds the stream logic every such codec shares.
+
+Subclasses provide the networks and get `forward`, `compress`, `compress_and_reconstruct` and
+`decompress` from here:
+
+    z_model                 -> the side entropy model (`entropy.base.EntropyModel`, `channels` of z)
+    prior                   -> the context prior of y (`entropy.base.ContextPrior`)
+    analyse(image, latent)  -> y (@ s), z before quantisation (@ s * 2^k)        sender only
+    entropy_feature(z_hat)  -> feature for the prior (@ s), side information       both sides
+    synthesize(y_hat, side) -> CodecOutput (generator features, context)           receiver
+
+Sections: "z" (the side model's stream) and, in the "normal" mode, "y" (the context prior's stream).
+The "z-only" mode sends z alone; y_hat is then the prior's prediction.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..entropy.base import ContextPrior, EntropyModel
+from ..errors import ConfigError, StreamError
+from .base import CodecOutput, LatentCodec
+
+SECTIONS = {"normal": ("z", "y"), "z-only": ("z",)}
+
+
+class HyperpriorCodec(LatentCodec):
+    """Subclasses set `z_model`, `prior` and `pad_multiple` (the pixel size of one z position)."""
+
+    modes = tuple(SECTIONS)
+    z_model: EntropyModel
+    prior: ContextPrior
+
+    def analyse(self, image: torch.Tensor | None, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def entropy_feature(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def synthesize(self, y_hat: torch.Tensor, side: torch.Tensor) -> CodecOutput:
+        raise NotImplementedError
+
+    def _entropy_feature(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # float32 outside autocast: the scale indices and means must be bit-identical on both sides
+        with torch.autocast(device_type=z_hat.device.type, enabled=False):
+            return self.entropy_feature(z_hat.float())
+
+    # --- training ------------------------------------------------------------------------------------
+
+    def forward(self, image: torch.Tensor | None, latent: torch.Tensor) -> CodecOutput:
+        """Estimated bits of y and z (noisy residuals when training, rounded otherwise); y_hat and z_hat use
+        straight-through rounding."""
+        y, z = self.analyse(image, latent)
+        z_hat, z_bits = self.z_model.estimate(z)
+        feature, side = self._entropy_feature(z_hat)
+        y_hat, y_bits = self.prior.estimate(y, feature=feature)
+        out = self.synthesize(y_hat, side)
+        out.bits = {"y": y_bits, "z": z_bits}
+        out.extras["z_hat"] = z_hat
+        return out
+
+    # --- real streams --------------------------------------------------------------------------------
+
+    def _compress(
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str
+    ) -> tuple[dict[str, bytes], torch.Tensor, torch.Tensor]:
+        if mode not in SECTIONS:
+            raise ConfigError(f"{type(self).__name__} has no mode {mode!r} (it has: {', '.join(self.modes)})")
+        if latent.shape[0] != 1:
+            raise ValueError(f"compress codes one image at a time, got a batch of {latent.shape[0]}")
+        y, z = self.analyse(image, latent)
+        sections = {}
+        # z_hat as the decoder will derive it from the stream
+        sections["z"], z_hat = self.z_model.compress(z)
+        feature, side = self._entropy_feature(z_hat)
+        if mode == "normal":
+            sections["y"], y_hat = self.prior.compress(y, feature=feature)
+        else:
+            y_hat = self.prior.predict(feature)
+        return sections, y_hat, side
+
+    @torch.no_grad()
+    def compress(self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal") -> dict[str, bytes]:
+        return self._compress(image, latent, mode)[0]
+
+    @torch.no_grad()
+    def compress_and_reconstruct(
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal"
+    ) -> tuple[dict[str, bytes], CodecOutput]:
+        """`compress`, plus what `decompress` will return, computed on the encoder's side."""
+        sections, y_hat, side = self._compress(image, latent, mode)
+        out = self.synthesize(y_hat, side)
+        out.bits = section_bits(sections, y_hat.device)
+        return sections, out
+
+    @torch.no_grad()
+    def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
+        self._check_sections(sections, mode)
+        height, width = padded_size
+        if height <= 0 or width <= 0 or height % self.pad_multiple or width % self.pad_multiple:
+            raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
+        z_shape = (1, self.z_model.channels, height // self.pad_multiple, width // self.pad_multiple)
+        z_hat = self.z_model.decompress(sections["z"], z_shape).to(next(self.parameters()).device)
+        feature, side = self._entropy_feature(z_hat)
+        if mode == "normal":
+            y_shape = (1, self.prior.channels, *feature.shape[-2:])
+            y_hat = self.prior.decompress(sections["y"], y_shape, feature=feature)
+        else:
+            y_hat = self.prior.predict(feature)
+        out = self.synthesize(y_hat, side)
+        out.bits = section_bits(sections, y_hat.device)
+        return out
+
+    def _check_sections(self, sections: dict[str, bytes], mode: str) -> None:
+        name = type(self).__name__
+        if mode not in SECTIONS:
+            raise StreamError(f"{name} has no mode {mode!r} (it has: {', '.join(SECTIONS)})")
+        expected = SECTIONS[mode]
+        missing = [s for s in expected if s not in sections]
+        if missing:
+            raise StreamError(f"{name} stream ({mode}) is missing section(s): {', '.join(missing)}")
+        unexpected = [s for s in sections if s not in expected]
+        if unexpected:
+            raise StreamError(f"{name} stream ({mode}) has unexpected section(s): {', '.join(unexpected)}")
+
+
+def section_bits(sections: dict[str, bytes], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: torch.tensor([8.0 * len(data)], device=device) for name, data in sections.items()}
