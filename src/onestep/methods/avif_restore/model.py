@@ -1,0 +1,40 @@
+"""The AVIF-restoration model: an AVIF base layer plus one call of a learned restoration generator.
+
+    image -> (reduce 1x/2x/4x) -> AVIF at the chosen quality -> section `base`
+    section -> AV1 decode -> Lanczos to full size -> RestorationGenerator(image, quality) -> image
+
+SODEC's design with a conventional codec in the role of its VAE codec: the base layer carries the fidelity
+(AV1's transforms, prediction and loop filters cost a CPU nothing to train), the generator removes coding
+artefacts and restores texture, conditioned on the quality index, and below AVIF's lowest rate it is the
+upsampler of a base layer coded at 1/2 or 1/4 resolution.
+"""
+
+from __future__ import annotations
+
+from ...autoencoders.base import PixelSpace
+from ...codecs.avif_base import DEFAULT_LEVELS, AvifBaseCodec
+from ...errors import ConfigError
+from ...generators.restore import RestorationGenerator
+from ..pipeline import OneStepPipeline
+
+NAME = "onestep-avif-restore"
+# Named architectures: `full` is the packaged model (768x512 decodes in about 0.1 s on one CPU thread);
+# `tiny` is for tests.
+ARCHITECTURES: dict[str, dict[str, int]] = {
+    "full": {"width": 48, "depth": 3},
+    "tiny": {"width": 8, "depth": 1},
+}
+
+
+def avif_restore_model(
+    architecture: str = "full",
+    levels: tuple[tuple[int, int], ...] = DEFAULT_LEVELS,
+    default_quality: int = 7,
+    name: str = NAME,
+) -> OneStepPipeline:
+    """A randomly initialised model (the generator starts as the identity: it returns the base layer)."""
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})")
+    codec = AvifBaseCodec(levels=levels, default_quality=default_quality)
+    generator = RestorationGenerator(codec.condition_channels, **ARCHITECTURES[architecture])
+    return OneStepPipeline(PixelSpace(), codec, generator, name=name)
