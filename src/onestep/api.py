@@ -103,7 +103,7 @@ def as_image(image: Any, value_range: tuple[float, float] | None = None) -> tupl
     if array is not None:  # numpy and PIL are H x W (x C)
         if array.ndim == 3:
             array = array.transpose(2, 0, 1)
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(np.array(array, order="C"))  # a copy: PIL and read-only arrays stay untouched
     else:
         tensor = image.detach().cpu()
     if tensor.dim() == 2:
