@@ -165,7 +165,7 @@ def test_shipped_configs_are_valid():
     assert {p.parent.parent.name + "/" + p.stem for p in presets} >= {"onedc/stage1", "onedc/stage2"}
     for path in paths + presets:
         config = load_config(path)
-        assert config["model"]["factory"] or config["model"]["pretrained"], path.name
+        assert config["model"]["factory"] or config["model"]["pretrained"] or config["model"]["method"], path.name
     reference = load_config(methods()["onedc"].config_path("stage1"))
     assert reference["optim"]["lr"] == 5e-5 and reference["train"]["steps"] == 400_000
     assert reference["loss"]["rate"] == {"start": 1e-4, "end": 4.6, "warmup_steps": 4000, "begin": 0}

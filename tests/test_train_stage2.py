@@ -30,8 +30,8 @@ def stage2_config(tmp_path, images, teacher, **stage2):
     return tiny_config(
         tmp_path,
         images,
-        stage=2,
-        model={"config": None, "factory": "onestep.methods.onedc.model:onedc_tiny"},
+        task="stage2",
+        model={"config": None, "method": "onedc", "arch": "tiny"},
         data={"crop": 64, "size": 64, "batch_size": 2},
         stage2={"teacher": str(teacher), "gen_update_ratio": 2, "head_downsample": False, **stage2},
         train={"steps": 3, "checkpoint_every": 2, "export": False},

@@ -8,7 +8,6 @@ also serves as cross-attention context tokens.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from torch import nn
 from onestep.autoencoders.space_to_depth import SpaceToDepth  # noqa: F401 - registers the class
 from onestep.codecs.base import CodecOutput, LatentCodec
 from onestep.generators.conv import ConvGenerator  # noqa: F401 - registers the class
-from onestep.train.config import DEFAULTS, merge
+from onestep.train.config import merge, task_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
@@ -104,8 +103,9 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (96, 80), see
 
 
 def tiny_config(tmp_path: Path, source: Path, **sections: Any) -> dict[str, Any]:
-    """A complete stage-1 config (pixel space) for a few CPU steps; `sections` update it."""
-    config = copy.deepcopy(DEFAULTS)
+    """A complete config (pixel space; stage 1 unless `task` says otherwise) for a few CPU steps; `sections`
+    update it."""
+    config = task_defaults(sections.pop("task", "stage1"))
     merge(
         config,
         {

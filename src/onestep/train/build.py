@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +11,27 @@ from safetensors.torch import load_file
 
 from ..errors import ConfigError, ModelError
 from ..methods.pipeline import OneStepPipeline
+from ..methods.registry import get_method, resolve
 from ..modeling import WEIGHTS_NAME, ModelMixin, model_from_config
 
 
 def build_pipeline(spec: dict[str, Any]) -> OneStepPipeline:
-    """`spec` is the config's `model` section: one of `config`, `pretrained` or `factory`."""
+    """`spec` is the config's `model` section: one of `config`, `pretrained` or `factory`, or else `method`
+    (+ `arch`) to build a registered method's architecture. With one of the first three, `method` only says
+    whose training tasks apply (e.g. stage II of a pretrained stage-I model)."""
     given = [k for k in ("config", "pretrained", "factory") if spec.get(k)]
-    if len(given) != 1:
-        raise ConfigError(f"model: give exactly one of config, pretrained, factory (got {given or 'none'})")
+    if len(given) > 1 or not (given or spec.get("method")):
+        raise ConfigError(f"model: give exactly one of config, pretrained, factory, method (got {given or 'none'})")
+    kwargs = spec.get("kwargs") or {}
     if spec.get("config"):
         model = model_from_config(spec["config"])
     elif spec.get("pretrained"):
         model = ModelMixin.from_pretrained(spec["pretrained"]).train()
+    elif spec.get("factory"):
+        model = resolve(str(spec["factory"]))(**kwargs)
     else:
-        module_name, _, function_name = str(spec["factory"]).partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), function_name)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"model.factory {spec['factory']!r} cannot be imported: {e}") from None
-        model = factory(**(spec.get("kwargs") or {}))
+        method = get_method(str(spec["method"]))
+        model = method.build(spec.get("arch") or next(iter(method.architectures)), **kwargs)
     if not isinstance(model, OneStepPipeline):
         raise ConfigError(f"the model must be a OneStepPipeline, got {type(model).__name__}")
     if spec.get("init"):

@@ -11,7 +11,9 @@ from .config import load_config
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="training config (YAML); see configs/train/")
+    parser.add_argument(
+        "config", help="training config: a YAML file (see configs/train/) or METHOD:PRESET (e.g. onedc:stage1)"
+    )
     parser.add_argument(
         "--override", "-o", action="append", default=[], metavar="KEY=VALUE", help="e.g. loss.rate.end=2.9"
     )

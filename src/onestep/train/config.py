@@ -1,7 +1,11 @@
-"""Training configuration: a YAML file merged onto `DEFAULTS`, then `key.path=value` overrides.
+"""Training configuration: a YAML file merged onto `DEFAULTS` plus the sections of its task, then
+`key.path=value` overrides.
 
-Unknown keys are errors (a typo must not silently train the wrong thing), except inside the free-form
-sections in `FREE` (a model's nested config, factory arguments). See `configs/train/*.yaml`.
+`task:` names a `TrainingTask` (`tasks.py`): the model's method's task when `model.method` is given, else a
+generic one; the task brings its own config sections. Unknown keys are errors (a typo must not silently
+train the wrong thing), and so are values of another type than the default's (an int where a float is
+expected is fine), except inside the free-form sections in `FREE` (a model's nested config, architecture
+arguments). See `configs/train/*.yaml` and each method's `configs/`.
 """
 
 from __future__ import annotations
@@ -13,15 +17,20 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..methods.registry import get_method, methods
+from .tasks import LEGACY_STAGES, find_task
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "output_dir": "runs/train",
-    "stage": 1,
+    "task": "stage1",
     "model": {
-        # exactly one of: a nested `model_from_config` dict, a model folder, or "module:function" (+ kwargs)
+        # exactly one of: a nested `model_from_config` dict, a model folder, a registered method (+ arch), or
+        # "module:function"; `kwargs` go to the method's architecture or the factory
         "config": None,
         "pretrained": None,
+        "method": None,
+        "arch": None,  # default: the method's first architecture
         "factory": None,
         "kwargs": {},
         "init": None,  # optional safetensors file or model folder whose weights are loaded (non-strict) first
@@ -61,39 +70,28 @@ DEFAULTS: dict[str, Any] = {
         # lambda(t) = start + clip((t - begin) / warmup_steps, 0, 1)^2 * (end - start)
         "rate": {"start": 1e-4, "end": 4.6, "warmup_steps": 4000, "begin": 0},
     },
-    "semantic": {
-        "weight": 0.0,  # reference: 0.001
-        "codebook_mse": 0.01,
-        "teacher": "auto",  # auto | maskgit | efficientnet_kmeans
-        "vqgan_weights": None,  # MaskGIT VQGAN (maskgit-vqgan-imagenet-f16-256) weights, if you have them
-        "kmeans": {"codes": 256, "fit_images": 64, "iterations": 20},  # the substitute teacher's codebook
-        "head": {"dim": 768, "heads": 12, "blocks": 3, "window": 16, "mlp_ratio": 4},
-    },
-    "stage2": {
-        "teacher": None,  # diffusers UNet2DConditionModel folder (the real score network, frozen)
-        "fake_from_teacher": True,  # initialise the fake score network from the teacher (reference: SD1.5)
-        "embeddings": None,  # optional safetensors with `uncond` (and `cond`) context tensors; zeros otherwise
-        "prediction": "epsilon",  # epsilon | v_prediction
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "timesteps": 1000,
-        "min_t": 20,
-        "max_t": 640,
-        "real_guidance": 1.75,
-        "dm": 1.0,
-        "gan_generator": 1e-3,
-        "gan_guidance": 1e-2,
-        "pixel": 0.625,  # weight of (l1 + perceptual) in stage II
-        "rate": 0.0,
-        "gen_update_ratio": 10,
-        "discriminator": "fake_unet",  # fake_unet (DMD2 head on the fake net's mid features) | latent_unet (OSDiff)
-        "head_downsample": True,  # the reference head's 4x4 stride-2 and stride-4 convs; False for tiny latents
-        "guidance_lr": None,  # defaults to optim.lr
-    },
     "validation": {"folder": None, "every": 0, "max_images": 24, "max_side": 0},
 }
 
 FREE = {("model", "config"), ("model", "kwargs")}
+
+
+def _type_error(default: Any, value: Any) -> str | None:
+    """What `value` should have been, if its type does not fit the default's (None: it fits)."""
+    if default is None or value is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, (int, float)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, float):
+            return None if number else "a number"
+        return None if number and isinstance(value, int) else "an integer"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, list):
+        return None if isinstance(value, (list, str)) else "a list"
+    return None
 
 
 def merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -106,6 +104,9 @@ def merge(base: dict[str, Any], update: dict[str, Any], path: tuple[str, ...] = 
                 raise ConfigError(f"config key {where!r} must be a mapping, got {value!r}")
             merge(base[key], value, (*path, key))
         else:
+            expected = _type_error(base[key], value)
+            if expected is not None:
+                raise ConfigError(f"config key {where!r} must be {expected}, got {value!r}")
             base[key] = value
     return base
 
@@ -128,26 +129,63 @@ def parse_override(text: str) -> dict[str, Any]:
     return nested
 
 
+def _task_of(layers: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """(task name, model.method) as the YAML and the overrides give them, the last layer winning."""
+    task, method = DEFAULTS["task"], None
+    for layer in layers:
+        if "stage" in layer:  # configs written before tasks: `stage: 1` or `stage: 2`
+            stage = layer.pop("stage")
+            if stage not in LEGACY_STAGES:
+                raise ConfigError(f"stage must be 1 or 2, got {stage!r} (or name a task: task: stage1)")
+            layer.setdefault("task", LEGACY_STAGES[stage])
+        task = layer.get("task", task)
+        model = layer.get("model")
+        if isinstance(model, dict) and "method" in model:
+            method = model["method"]
+    if not isinstance(task, str):
+        raise ConfigError(f"task must be a task's name, got {task!r}")
+    return task, method
+
+
+def task_defaults(task: str = DEFAULTS["task"], method: str | None = None) -> dict[str, Any]:
+    """A fresh copy of the defaults of a config for `task` (of `method`): the common sections and the task's."""
+    return copy.deepcopy({**DEFAULTS, **find_task(task, method).sections, "task": task})
+
+
+def config_file(text: str) -> Path:
+    """A config argument: a YAML file, or METHOD:PRESET for one of a registered method's training configs."""
+    method, sep, preset = text.partition(":")
+    if sep and not Path(text).exists() and method in methods():
+        return get_method(method).config_path(preset)
+    return Path(text)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    config = copy.deepcopy(DEFAULTS)
+    """The config of YAML file (or METHOD:PRESET) `path` with `overrides`, checked."""
+    layers = []
     if path is not None:
+        path = config_file(str(path))
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise ConfigError(f"cannot read config {path}: {e}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config {path} must be a mapping at the top level")
-        merge(config, data)
-    for text in overrides or []:
-        merge(config, parse_override(text))
+        layers.append(data)
+    layers += [parse_override(text) for text in overrides or []]
+    name, method = _task_of(layers)
+    task = find_task(name, method)
+    config = task_defaults(name, method)
+    for layer in layers:
+        merge(config, layer)
     check(config)
+    if task.check is not None:
+        task.check(config)
     return config
 
 
 def check(config: dict[str, Any]) -> None:
-    """Reject combinations that cannot train, with a one-line reason."""
-    if config["stage"] not in (1, 2):
-        raise ConfigError(f"stage must be 1 or 2, got {config['stage']!r}")
+    """Reject combinations that no task can train, with a one-line reason (tasks check their own)."""
     data = config["data"]
     if isinstance(data["train"], str):
         data["train"] = [data["train"]]
@@ -157,17 +195,10 @@ def check(config: dict[str, Any]) -> None:
         raise ConfigError(f"data.size ({data['size']}) cannot exceed data.crop ({data['crop']})")
     if data["batch_size"] < 1:
         raise ConfigError("data.batch_size must be >= 1")
-    if data["latents"]:
-        if data["schedule"]["resize"]:
-            raise ConfigError("latent training cannot resize batches: set data.schedule.resize to 0")
-        if config["stage"] == 2 or config["semantic"]["weight"]:
-            raise ConfigError("latent training (data.latents) supports stage 1 without semantic distillation only")
+    if data["latents"] and data["schedule"]["resize"]:
+        raise ConfigError("latent training cannot resize batches: set data.schedule.resize to 0")
     if config["train"]["mixed_precision"] not in ("no", "bf16"):
         raise ConfigError("train.mixed_precision must be 'no' or 'bf16'")
-    if config["stage"] == 2 and not config["stage2"]["teacher"]:
-        raise ConfigError("stage 2 needs stage2.teacher: a diffusers UNet2DConditionModel folder")
-    if config["stage2"]["discriminator"] not in ("fake_unet", "latent_unet"):
-        raise ConfigError("stage2.discriminator must be 'fake_unet' or 'latent_unet'")
 
 
 def dump_config(config: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """The training loop on accelerate: CPU, one GPU or multi-GPU DDP, optional bf16 autocast.
 
-A training *task* (`Stage1`, `Stage2`) is one module holding everything that trains, so DDP wraps it
-once; `forward(batch, step, phase)` returns the loss of one optimizer's update. Per step:
+A training *task* (built by the config's `tasks.TrainingTask`: `Stage1`, `Stage2`, a method's own) is one
+module holding everything that trains, so DDP wraps it once; `forward(batch, step, phase)` returns the loss
+of one optimizer's update. Per step:
 
     batch -> resolution schedule -> for each phase: forward, backward, clip, step that optimizer, zero all
     -> step every LR scheduler -> log / checkpoint / validate
@@ -33,18 +34,12 @@ from .checkpoint import set_rng_state as restore_rng
 from .config import dump_config
 from .data import BatchPlan, TrainingImages, TrainingLatents, make_loader
 from .pack import encoder_fingerprint
+from .tasks import find_task
 from .validation import validate
 
 
 def make_task(config: dict[str, Any], pipeline: nn.Module, dataset: torch.utils.data.Dataset) -> nn.Module:
-    if config["stage"] == 1:
-        from .semantic import make_semantic_distillation
-        from .stage1 import Stage1
-
-        return Stage1(pipeline, config, make_semantic_distillation(config, pipeline, dataset))
-    from .stage2 import Stage2
-
-    return Stage2(pipeline, config)
+    return find_task(config["task"], config["model"]["method"]).build(config, pipeline, dataset)
 
 
 def make_dataset(config: dict[str, Any], pipeline: nn.Module) -> torch.utils.data.Dataset:
@@ -154,7 +149,7 @@ class Trainer:
     def summary(self) -> str:
         """One line on what trains and which networks `auto` settings picked."""
         counts = ", ".join(f"{k} {sum(p.numel() for p in v) / 1e6:.2f}M" for k, v in self.groups.items())
-        parts = [f"stage {self.config['stage']}", f"trainable parameters: {counts}", f"{len(self.dataset)} items"]
+        parts = [f"task {self.config['task']}", f"trainable parameters: {counts}", f"{len(self.dataset)} items"]
         for label, network in (
             ("perceptual", getattr(getattr(self.unwrapped, "pixel", None), "network", None)),
             ("semantic teacher", getattr(getattr(self.unwrapped, "semantic", None), "teacher", None)),

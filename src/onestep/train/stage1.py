@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..methods.pipeline import OneStepPipeline
 from .build import trainable_parameters
 from .losses import PixelLoss, RateWeight, make_perceptual
+from .tasks import TrainingTask
 
 
 class Stage1(nn.Module):
@@ -85,3 +86,32 @@ class Stage1(nn.Module):
             logs.update(semantic_logs)
         logs["loss"] = loss.item()
         return loss, logs
+
+
+def make_stage1(config: dict[str, Any], pipeline: OneStepPipeline, dataset: Any) -> Stage1:
+    from .semantic import make_semantic_distillation
+
+    return Stage1(pipeline, config, make_semantic_distillation(config, pipeline, dataset))
+
+
+def check_stage1(config: dict[str, Any]) -> None:
+    if config["data"]["latents"] and config["semantic"]["weight"]:
+        raise ConfigError("latent training (data.latents) cannot distil semantics: set semantic.weight to 0")
+
+
+TASK = TrainingTask(
+    "stage1",
+    make_stage1,
+    sections={
+        # semantic distillation into the codec's `y_semantic` (weight 0: off)
+        "semantic": {
+            "weight": 0.0,  # reference: 0.001
+            "codebook_mse": 0.01,
+            "teacher": "auto",  # auto | maskgit | efficientnet_kmeans
+            "vqgan_weights": None,  # MaskGIT VQGAN (maskgit-vqgan-imagenet-f16-256) weights, if you have them
+            "kmeans": {"codes": 256, "fit_images": 64, "iterations": 20},  # the substitute teacher's codebook
+            "head": {"dim": 768, "heads": 12, "blocks": 3, "window": 16, "mlp_ratio": 4},
+        }
+    },
+    check=check_stage1,
+)

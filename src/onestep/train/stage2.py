@@ -34,6 +34,7 @@ from ..methods.pipeline import OneStepPipeline
 from .build import trainable_parameters
 from .losses import PixelLoss, make_perceptual
 from .score import ClassifierHead, Denoiser, load_unet
+from .tasks import TrainingTask
 
 
 def _load_embeddings(path: str | None, dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -163,3 +164,46 @@ class Stage2(nn.Module):
         if phase == "generator":
             return self.generator_loss(batch)
         return self.guidance_loss(batch)
+
+
+def make_stage2(config: dict[str, Any], pipeline: OneStepPipeline, dataset: Any) -> Stage2:
+    return Stage2(pipeline, config)
+
+
+def check_stage2(config: dict[str, Any]) -> None:
+    if config["data"]["latents"]:
+        raise ConfigError("stage 2 trains in pixel space: data.latents must be false")
+    if not config["stage2"]["teacher"]:
+        raise ConfigError("stage 2 needs stage2.teacher: a diffusers UNet2DConditionModel folder")
+    if config["stage2"]["discriminator"] not in ("fake_unet", "latent_unet"):
+        raise ConfigError("stage2.discriminator must be 'fake_unet' or 'latent_unet'")
+
+
+TASK = TrainingTask(
+    "stage2",
+    make_stage2,
+    sections={
+        "stage2": {
+            "teacher": None,  # diffusers UNet2DConditionModel folder (the real score network, frozen)
+            "fake_from_teacher": True,  # initialise the fake score network from the teacher (reference: SD1.5)
+            "embeddings": None,  # optional safetensors with `uncond` (and `cond`) context tensors; zeros otherwise
+            "prediction": "epsilon",  # epsilon | v_prediction
+            "beta_start": 0.00085,
+            "beta_end": 0.012,
+            "timesteps": 1000,
+            "min_t": 20,
+            "max_t": 640,
+            "real_guidance": 1.75,
+            "dm": 1.0,
+            "gan_generator": 1e-3,
+            "gan_guidance": 1e-2,
+            "pixel": 0.625,  # weight of (l1 + perceptual) in stage II
+            "rate": 0.0,
+            "gen_update_ratio": 10,
+            "discriminator": "fake_unet",  # fake_unet (DMD2 head on the fake net's mid features) | latent_unet
+            "head_downsample": True,  # the 4x4 stride-2 and stride-4 convs of the head; False for tiny latents
+            "guidance_lr": None,  # defaults to optim.lr
+        }
+    },
+    check=check_stage2,
+)
