@@ -28,7 +28,11 @@ from typing import Any
 
 from ..errors import ConfigError
 
-BUILTIN_METHODS: tuple[str, ...] = ("onestep.methods.onedc", "onestep.methods.taef2_latent")
+BUILTIN_METHODS: tuple[str, ...] = (
+    "onestep.methods.onedc",
+    "onestep.methods.taef2_latent",
+    "onestep.methods.avif_restore",
+)
 PLUGINS_VARIABLE = "ONESTEP_METHODS"
 
 

@@ -21,7 +21,7 @@ NAME = "onestep-avif-restore"
 # Named architectures: `full` is the packaged model (768x512 decodes in about 0.1 s on one CPU thread);
 # `tiny` is for tests.
 ARCHITECTURES: dict[str, dict[str, int]] = {
-    "full": {"width": 48, "depth": 3},
+    "full": {"width": 32, "depth": 3},
     "tiny": {"width": 8, "depth": 1},
 }
 
@@ -38,3 +38,11 @@ def avif_restore_model(
     codec = AvifBaseCodec(levels=levels, default_quality=default_quality)
     generator = RestorationGenerator(codec.condition_channels, **ARCHITECTURES[architecture])
     return OneStepPipeline(PixelSpace(), codec, generator, name=name)
+
+
+def full(**kwargs: object) -> OneStepPipeline:
+    return avif_restore_model("full", **kwargs)  # type: ignore[arg-type]
+
+
+def tiny(**kwargs: object) -> OneStepPipeline:
+    return avif_restore_model("tiny", **kwargs)  # type: ignore[arg-type]
