@@ -4,6 +4,7 @@ independent computation of its likelihoods and auxiliary loss."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -186,6 +187,23 @@ def test_tables_cover_the_quantiles_and_follow_the_weights() -> None:
     assert np.array_equal(tables.maxima, np.maximum(np.ceil((q[:, 2] - q[:, 1]).numpy()), 0))
     assert all(f.sum() == 1 << 16 and f.min() >= 1 for f in tables.freqs)
     assert all(len(f) == lo + hi + 2 for f, lo, hi in zip(tables.freqs, tables.minima, tables.maxima))
+    copied = copy.deepcopy(prior)  # e.g. an EMA copy: the module holds no coder state
+    assert copied.coding_tables() is tables
     with torch.no_grad():
         prior.quantiles[:, 0, 2] += 3  # new weights, new tables
     assert prior.coding_tables() is not tables and len(prior.coding_tables().freqs[0]) == len(tables.freqs[0]) + 3
+
+
+def test_factorized_prior_escapes_values_outside_its_tables() -> None:
+    torch.manual_seed(0)
+    prior = FactorizedPrior(3).eval()
+    tables = prior.coding_tables()
+    x = torch.randn(1, 3, 4, 5)
+    medians = prior.medians().detach()
+    far = [float(medians[0] + tables.maxima[0] + 1), float(medians[1] - tables.minima[1] - 1), 1e6, -(2.0**29)]
+    x.view(-1)[: len(far)] = torch.tensor(far)
+    data, sent = prior.compress(x)
+    assert torch.equal(prior.decompress(data, x.shape), sent)
+    assert torch.equal(sent, torch.round(x - medians.view(1, -1, 1, 1)) + medians.view(1, -1, 1, 1))
+    with pytest.raises(ValueError):
+        prior.compress(torch.full((1, 3, 2, 2), float("nan")))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,6 +45,10 @@ _CODER_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length")
 _RENAMED = (("matrices.", "_matrix"), ("biases.", "_bias"), ("factors.", "_factor"))
 _LIKELIHOOD_BOUND_KEY = "likelihood_lower_bound.bound"
 MAX_SYMBOL = 1 << 30  # symbols are clamped to +-this so that escapes stay within the escape code's range
+# Tables by the hash of the weights they were built from, outside the modules (constriction's models do
+# not pickle, and a module must survive deepcopy); a few sets of weights are in use at a time.
+_TABLES: OrderedDict[str, _FactorizedTables] = OrderedDict()
+_TABLES_KEPT = 8
 
 
 class FactorizedPrior(EntropyModel):
@@ -75,7 +80,6 @@ class FactorizedPrior(EntropyModel):
         self.quantiles = nn.Parameter(quantiles)
         target = math.log(2 / self.tail_mass - 1)
         self.register_buffer("target", torch.tensor([-target, 0.0, target]))
-        self._table_cache: tuple[str, _FactorizedTables] | None = None
 
     # --- the density ---------------------------------------------------------------------------------
 
@@ -181,10 +185,17 @@ class FactorizedPrior(EntropyModel):
         """The integer frequency tables of the current weights (built once per weights)."""
         arrays = [t.detach().cpu().float().numpy() for layer in self._layers() for t in layer if t is not None]
         arrays.append(self.quantiles.detach().cpu().float().numpy())
-        key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
-        if self._table_cache is None or self._table_cache[0] != key:
-            self._table_cache = (key, _build_tables(self))
-        return self._table_cache[1]
+        digest = hashlib.sha256()
+        for a in arrays:
+            digest.update(repr(a.shape).encode())
+            digest.update(np.ascontiguousarray(a).tobytes())
+        key = digest.hexdigest()
+        if key not in _TABLES:
+            _TABLES[key] = _build_tables(self)
+            while len(_TABLES) > _TABLES_KEPT:
+                _TABLES.popitem(last=False)
+        _TABLES.move_to_end(key)
+        return _TABLES[key]
 
     # --- checkpoints ---------------------------------------------------------------------------------
 
