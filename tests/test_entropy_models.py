@@ -207,3 +207,19 @@ def test_factorized_prior_escapes_values_outside_its_tables() -> None:
     assert torch.equal(sent, torch.round(x - medians.view(1, -1, 1, 1)) + medians.view(1, -1, 1, 1))
     with pytest.raises(ValueError):
         prior.compress(torch.full((1, 3, 2, 2), float("nan")))
+
+
+def test_parameters_are_checked() -> None:
+    x = torch.zeros(1, 3, 2, 2)
+    gaussian, fsq, factorized = GaussianConditional(), FSQ([4, 4, 4]), FactorizedPrior(3)
+    with pytest.raises(TypeError):
+        gaussian.compress(x, scales=x)  # means missing
+    with pytest.raises(ValueError):
+        gaussian.compress(x, scales=x[:, :2], means=x[:, :2])
+    for model in (fsq, factorized):
+        with pytest.raises(TypeError):
+            model.compress(x, scales=x)
+        with pytest.raises(ValueError):
+            model.compress(torch.zeros(1, 2, 2, 2))
+        with pytest.raises(ValueError):
+            model.decompress(b"\x01", (1, 2, 2, 2))
