@@ -52,15 +52,18 @@ def sd15_unet_config() -> dict[str, Any]:
 
 
 class ReductionBlock(nn.Module):
-    """OneDC's `reduce_resblock`: a GN-SiLU-conv residual stack from the features to the latent width."""
+    """`reduce_resblock`: a GN-SiLU-conv residual stack from the features to the latent width. Its GroupNorms
+    use eps 1e-6 as the reference's (not PyTorch's 1e-5: that alone moves x0 by about 1e-3)."""
+
+    norm_eps = 1e-6
 
     def __init__(self, channels: int, out_channels: int, groups: int) -> None:
         super().__init__()
         self.blocks = nn.Sequential(
-            nn.GroupNorm(groups, channels),
+            nn.GroupNorm(groups, channels, eps=self.norm_eps),
             nn.SiLU(),
             nn.Conv2d(channels, channels, 3, padding=1),
-            nn.GroupNorm(groups, channels),
+            nn.GroupNorm(groups, channels, eps=self.norm_eps),
             nn.SiLU(),
             nn.Conv2d(channels, out_channels, 3, padding=1),
         )

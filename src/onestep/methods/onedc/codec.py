@@ -101,6 +101,10 @@ class OneDCCodec(FSQHyperpriorCodec):
             output_channels=32,
         )
 
+    def pad_mode(self, mode: str) -> str:
+        """The reference pads with `replicate` in normal mode and with `reflect` in its z-only inference."""
+        return "reflect" if mode == "z-only" else "replicate"
+
     # --- the three pieces the FSQ-hyperprior stream logic needs ---------------------------------------
 
     def analyse(self, image: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
