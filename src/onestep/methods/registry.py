@@ -11,7 +11,8 @@ so listing the methods (`onestep import --help`) costs no torch import.
     configs        training config preset name -> YAML file, relative to the method's package folder
     bench          bench preset name -> `onestep bench pipeline` settings (arch, size, dtypes, mode, ...)
 
-The methods shipped with onestep are the packages in `BUILTIN_METHODS`. Others register at run time:
+The methods shipped with onestep are found, not listed: every package under `onestep/methods/` whose
+`__init__.py` defines `METHOD` (`builtin_method_modules`). Others register at run time:
 `register_method(Method(...))` in-process, or, for any process (the CLI included), the modules listed in the
 `ONESTEP_METHODS` environment variable (comma-separated, importable from `sys.path`), each defining `METHOD`.
 """
@@ -28,11 +29,6 @@ from typing import Any
 
 from ..errors import ConfigError
 
-BUILTIN_METHODS: tuple[str, ...] = (
-    "onestep.methods.onedc",
-    "onestep.methods.taef2_latent",
-    "onestep.methods.avif_restore",
-)
 PLUGINS_VARIABLE = "ONESTEP_METHODS"
 
 
@@ -138,6 +134,12 @@ def _load_module(module_name: str) -> None:
     _loaded.add(module_name)
 
 
+def builtin_method_modules() -> list[str]:
+    """The packages under `onestep/methods/` (a new method is a new folder: nothing lists it)."""
+    folder = Path(__file__).parent
+    return sorted(f"{__package__}.{child.name}" for child in folder.iterdir() if (child / "__init__.py").is_file())
+
+
 def plugin_modules() -> list[str]:
     return [m.strip() for m in os.environ.get(PLUGINS_VARIABLE, "").split(",") if m.strip()]
 
@@ -145,7 +147,7 @@ def plugin_modules() -> list[str]:
 def methods() -> dict[str, Method]:
     """Every registered method by name: the built-ins, the `ONESTEP_METHODS` plugins, and those registered
     with `register_method`."""
-    for module_name in (*BUILTIN_METHODS, *plugin_modules()):
+    for module_name in (*builtin_method_modules(), *plugin_modules()):
         _load_module(module_name)
     return dict(_METHODS)
 
