@@ -3,6 +3,7 @@ channel-slice prior for y) in a tiny `HyperpriorCodec` defined here, through the
 
 from __future__ import annotations
 
+import pytest
 import torch
 from codec_testing import LatentCodecContract
 from torch import nn
@@ -11,6 +12,7 @@ from onestep.codecs.base import CodecOutput
 from onestep.codecs.checkerboard_prior import CheckerboardChannelPrior
 from onestep.codecs.hyperprior_codec import HyperpriorCodec
 from onestep.entropy import FactorizedPrior
+from onestep.errors import ConfigError
 
 
 class FactorizedCheckerboardCodec(HyperpriorCodec):
@@ -72,3 +74,5 @@ def test_estimated_bits_are_the_parts_and_match_the_streams() -> None:
         real, estimated = 8 * len(sections[name]), float(out.bits[name])
         assert abs(real - estimated) <= 0.03 * real, f"{name}: estimated {estimated:.0f} bits, real {real}"
     assert codec.z_model.aux_loss().requires_grad
+    with pytest.raises(ConfigError):
+        codec.compress(None, latent, quality=1)  # no rate control

@@ -64,10 +64,12 @@ class HyperpriorCodec(LatentCodec):
     # --- real streams --------------------------------------------------------------------------------
 
     def _compress(
-        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str, quality: int | None
     ) -> tuple[dict[str, bytes], torch.Tensor, torch.Tensor]:
         if mode not in SECTIONS:
             raise ConfigError(f"{type(self).__name__} has no mode {mode!r} (it has: {', '.join(self.modes)})")
+        if quality is not None:
+            raise ConfigError(f"{type(self).__name__} has no rate control (quality {quality} was asked for)")
         if latent.shape[0] != 1:
             raise ValueError(f"compress codes one image at a time, got a batch of {latent.shape[0]}")
         y, z = self.analyse(image, latent)
@@ -82,15 +84,17 @@ class HyperpriorCodec(LatentCodec):
         return sections, y_hat, side
 
     @torch.no_grad()
-    def compress(self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal") -> dict[str, bytes]:
-        return self._compress(image, latent, mode)[0]
+    def compress(
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
+    ) -> dict[str, bytes]:
+        return self._compress(image, latent, mode, quality)[0]
 
     @torch.no_grad()
     def compress_and_reconstruct(
-        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal"
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
     ) -> tuple[dict[str, bytes], CodecOutput]:
         """`compress`, plus what `decompress` will return, computed on the encoder's side."""
-        sections, y_hat, side = self._compress(image, latent, mode)
+        sections, y_hat, side = self._compress(image, latent, mode, quality)
         out = self.synthesize(y_hat, side)
         out.bits = section_bits(sections, y_hat.device)
         return sections, out
