@@ -1,4 +1,4 @@
-"""`onestep bench entropy [-o FILE]` and `onestep bench pipeline ...` (the latter from `bench/pipeline.py`)."""
+"""`onestep bench entropy [-o FILE]`, `onestep bench memory ...` and `onestep bench pipeline ...`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 PIPELINE_MODULE = "onestep.bench.pipeline"
+MEMORY_MODULE = "onestep.bench.memory"
 
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
@@ -20,12 +21,16 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     entropy.add_argument("--symbols", type=int, default=1_000_000, help="symbols in the random-index test")
     entropy.add_argument("--repeats", type=int, default=7, help="runs per measurement (the median is kept)")
     entropy.add_argument("--note", help="free text stored in the JSON, e.g. about the machine's load")
+    memory = benches.add_parser("memory", help="peak RSS of compress/decompress on 3-48 MP images, write JSON")
+    importlib.import_module(MEMORY_MODULE).add_arguments(memory)
     if importlib.util.find_spec(PIPELINE_MODULE) is not None:
         pipeline = benches.add_parser("pipeline", help="time whole pipelines, write JSON")
         importlib.import_module(PIPELINE_MODULE).add_arguments(pipeline)
 
 
 def run(name: str, args: argparse.Namespace) -> int:
+    if args.bench == "memory":
+        return int(importlib.import_module(MEMORY_MODULE).run(args) or 0)
     if args.bench == "pipeline":
         return int(importlib.import_module(PIPELINE_MODULE).run(args) or 0)
     from .entropy import run_entropy_bench
