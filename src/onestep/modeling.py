@@ -176,8 +176,7 @@ class ModelMixin(nn.Module):
         metadata = {"format": "pt", FINGERPRINT_METADATA: self.fingerprint().hex()}
         with atomic_path(folder / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata=metadata)
-        config = {FORMAT_KEY: CONFIG_FORMAT, **self.to_config()}
-        write_atomic(folder / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+        write_atomic(folder / CONFIG_NAME, config_bytes(self))
         return folder
 
     @classmethod
@@ -254,10 +253,28 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     model.load_state_dict(state, strict=True)
 
 
+class FingerprintHasher:
+    """The weights' fingerprint, fed one tensor at a time in sorted key order (as a file is streamed)."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+
+    def update(self, key: str, tensor: torch.Tensor) -> None:
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        self.digest.update(f"{key}:{flat.dtype}:{tuple(flat.shape)};".encode())
+        self.digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+
+    def value(self) -> bytes:
+        return self.digest.digest()[:8]
+
+
 def state_dict_fingerprint(state: dict[str, torch.Tensor]) -> bytes:
-    digest = hashlib.sha256()
+    hasher = FingerprintHasher()
     for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.digest()[:8]
+        hasher.update(key, state[key])
+    return hasher.value()
+
+
+def config_bytes(model: ModelMixin) -> bytes:
+    """The `config.json` of a model folder."""
+    return (json.dumps({FORMAT_KEY: CONFIG_FORMAT, **model.to_config()}, indent=2) + "\n").encode()

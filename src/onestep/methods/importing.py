@@ -5,12 +5,9 @@ one tensor at a time (a full-size import then holds about one tensor in memory, 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import struct
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,8 @@ import torch
 from safetensors import safe_open
 
 from ..errors import ModelError
-from ..modeling import shape_mismatches
+from ..files import atomic_path
+from ..modeling import FINGERPRINT_METADATA, FingerprintHasher, shape_mismatches
 
 SHOWN_KEYS = 4  # keys quoted per kind of mismatch
 
@@ -62,7 +60,10 @@ def write_safetensors_streaming(
     """Write a safetensors file whose layout (`specs`: name -> shape, dtype) is known up front, fetching and
     writing each tensor in turn. The file appears atomically, complete or not at all."""
     names = sorted(specs)
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    # The fingerprint is only known once every tensor is written: a placeholder of its final length goes in the
+    # header and is overwritten at the end (the tensors are hashed in the order they are written).
+    placeholder = "0" * 16
+    header: dict[str, Any] = {"__metadata__": {"format": "pt", FINGERPRINT_METADATA: placeholder}}
     offset = 0
     for name in names:
         shape, dtype = specs[name]
@@ -71,24 +72,15 @@ def write_safetensors_streaming(
         offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode()
     encoded += b" " * (-len(encoded) % 8)  # the format aligns the data to 8 bytes
-    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
+    hasher = FingerprintHasher()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(encoded)) + encoded)
         for name in names:
             shape, dtype = specs[name]
             value = tensor(name).detach().to(device="cpu", dtype=dtype).contiguous()
             if tuple(value.shape) != shape:
                 raise ModelError(f"{name}: got a tensor of shape {tuple(value.shape)}, expected {shape}")
+            hasher.update(name, value)
             f.write(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[str]:
-    """A temporary file next to `path` that replaces it on success and disappears on failure."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        f.seek(8 + encoded.index(placeholder.encode()))
+        f.write(hasher.value().hex().encode())

@@ -13,7 +13,6 @@ about one tensor in memory besides the VAE, not copies of the whole model.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -24,10 +23,10 @@ import torch
 
 from ...autoencoders.kl import KLAutoencoder
 from ...errors import ConfigError, ModelError
+from ...files import write_atomic
 from ...generators.lora import LoRALayer, lora_delta
 from ...generators.unet import OneStepUNet
-from ...images import write_file_atomic
-from ...modeling import CONFIG_NAME, WEIGHTS_NAME
+from ...modeling import CONFIG_NAME, WEIGHTS_NAME, config_bytes
 from ..importing import check_keys, safe_open_checked, write_safetensors_streaming
 from ..pipeline import OneStepPipeline
 from .codec_keys import our_key_to_reference
@@ -128,7 +127,7 @@ def import_onedc(
         output.mkdir(parents=True, exist_ok=True)
         specs = {k: (tuple(v.shape), v.dtype) for k, v in pipeline.state_dict().items()}
         write_safetensors_streaming(output / WEIGHTS_NAME, specs, tensor)
-    write_file_atomic(output / CONFIG_NAME, (json.dumps(pipeline.to_config(), indent=2) + "\n").encode())
+    write_atomic(output / CONFIG_NAME, config_bytes(pipeline))
     return output
 
 
