@@ -18,7 +18,7 @@ def test_bench_entropy_writes_json(tmp_path, capsys):
     assert report["table_build"]["sha256"] == gaussian_tables().sha256()
     random = report["random_indices"]
     assert random["symbols"] == 5000 and random["bytes"] > 0 and random["decode"]["wall_ms"] > 0
-    image = report["onedc_image"]
+    image = report["image"]
     assert image["y_full_range"]["shape"] == [128, 32, 48] and image["y_full_range"]["symbols"] == 196608
     assert image["y_small_scales"]["bytes"] < image["y_full_range"]["bytes"]
     assert image["z"]["indices"] == 96 and image["z"]["bytes"] == 168

@@ -8,9 +8,9 @@ from safetensors.torch import save_file
 from test_train_support import one_thread  # noqa: F401 - autouse fixture
 
 from onestep.errors import ConfigError, ModelError
-from onestep.train.codeformer import Codeformer, WindowAttention
-from onestep.train.maskgit_vqgan import MaskGitVQGANTokenizer
-from onestep.train.semantic import EfficientNetKMeans, HalfSizeVQGAN, SemanticDistillation
+from onestep.methods.onedc.codeformer import Codeformer, WindowAttention
+from onestep.methods.onedc.distillation import EfficientNetKMeans, HalfSizeVQGAN, SemanticDistillation
+from onestep.methods.onedc.maskgit_vqgan import MaskGitVQGANTokenizer
 
 
 def test_codeformer_output_is_twice_the_input_resolution():

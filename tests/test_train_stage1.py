@@ -32,7 +32,7 @@ def test_onedc_tiny_with_perceptual_semantic_and_validation(tmp_path, images):
     config = tiny_config(
         tmp_path,
         images,
-        model={"config": None, "factory": "onestep.methods.onedc.model:onedc_tiny"},
+        model={"config": None, "method": "onedc", "arch": "tiny"},  # OneDC's stage I: semantic distillation
         loss={"perceptual": 0.5, "perceptual_net": "efficientnet"},
         semantic={
             "weight": 0.01,
@@ -56,7 +56,7 @@ def test_onedc_tiny_with_perceptual_semantic_and_validation(tmp_path, images):
     trained = load_file(str(run / "checkpoints" / "step_0000002" / "model.safetensors"))
     key = "codec.decoder.conv_out.block.1.conv_out.weight"
     assert torch.equal(exported.state_dict()[key], trained[f"pipeline.{key}"])
-    assert any(k.startswith("semantic.head.") for k in trained), "the Codeformer head is checkpointed"
+    assert any(k.startswith("auxiliary.head.") for k in trained), "the Codeformer head is checkpointed"
     assert not any(k.startswith("pipeline.autoencoder.") for k in trained), "frozen parts are not copied"
     assert list((run / "train").glob("events.out.tfevents.*")), "TensorBoard logs are written"
     metrics = trainer.validate()

@@ -105,7 +105,7 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (96, 80), see
 def tiny_config(tmp_path: Path, source: Path, **sections: Any) -> dict[str, Any]:
     """A complete config (pixel space; stage 1 unless `task` says otherwise) for a few CPU steps; `sections`
     update it."""
-    config = task_defaults(sections.pop("task", "stage1"))
+    config = task_defaults(sections.pop("task", "stage1"), (sections.get("model") or {}).get("method"))
     merge(
         config,
         {

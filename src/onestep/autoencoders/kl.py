@@ -1,8 +1,8 @@
-"""The Stable Diffusion family KL autoencoder (diffusers `AutoencoderKL`) with OneDC's windowed mid-block attention.
+"""The Stable Diffusion family KL autoencoder (diffusers `AutoencoderKL`) with windowed mid-block attention.
 
-OneDC runs the self-attention in the mid block of both the encoder and the decoder within 16 x 16 latent
-windows, each normalised by the attention's own GroupNorm (so per window). `attention_window=None` gives
-the stock global attention. The defaults are SD 2.1's VAE, the one OneDC uses.
+The self-attention in the mid block of both the encoder and the decoder runs within 16 x 16 latent windows
+(as the released one-step codec that uses this VAE does), each normalised by the attention's own GroupNorm
+(so per window). `attention_window=None` gives the stock global attention. The defaults are SD 2.1's VAE.
 
 The diffusers model is kept whole as `self.vae`, so a diffusers state dict loads with the prefix `vae.`.
 """
@@ -50,8 +50,9 @@ class KLAutoencoder(Autoencoder):
     """`encode`: image in [-1, 1] -> (z - shift) * scaling; `decode` inverts the scaling, then decodes.
 
     Encoding takes the posterior mode by default (deterministic). `sample_posterior=True` draws a sample as
-    the OneDC reference does; the noise comes from the `generator` passed to `encode`, else from a generator
-    seeded with `sample_seed` on every call (reproducible streams), or from torch's global RNG if that is None.
+    the reference code of the methods built on this VAE does; the noise comes from the `generator` passed to
+    `encode`, else from a generator seeded with `sample_seed` on every call (reproducible streams), or from
+    torch's global RNG if that is None.
     """
 
     def __init__(

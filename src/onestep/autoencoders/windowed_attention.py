@@ -1,4 +1,4 @@
-"""Self-attention within fixed-size windows of a feature map: OneDC's VAE mid-block attention.
+"""Self-attention within fixed-size windows of a feature map: the KL autoencoder's windowed mid-block attention.
 
 The map is cut into `window x window` tiles starting at the top-left corner; the tiles on the right and
 bottom edges are smaller when a side is not a multiple of the window. Each tile goes through the

@@ -1,6 +1,7 @@
 """Entropy-coding benchmark: encode/decode time and size for (a) many symbols with random scale indices
-and (b) the y and z of one 768x512 image at OneDC's shapes (y: 128 x 32 x 48 coded in the 4 chunks of
-the 4-pass prior; z: 96 FSQ indices packed at 14 bits), plus the table build time.
+and (b) the y and z of one 768x512 image at the shapes of the released SD-based codec's hyperprior (y: 128 x
+32 x 48 coded in the 4 chunks of the 4-pass prior; z: 96 FSQ indices packed at 14 bits), plus the table
+build time.
 
 Times are medians over several runs, both wall clock and process CPU time: on a shared machine the CPU
 time is the steadier number.
@@ -23,8 +24,8 @@ from ..entropy import FSQ, GaussianConditional, gaussian_tables, pack_indices, u
 from ..entropy.gaussian import _models
 from ..entropy.tables import NUM_SCALES, SCALE_MAX, SCALE_MIN
 
-ONEDC_Y_CHANNELS = 128
-ONEDC_FSQ_LEVELS = [4] * 7
+Y_CHANNELS = 128  # y at /16 and z's FSQ levels at /64, as in the released SD-based hyperprior codec
+FSQ_LEVELS = [4] * 7
 PASSES = 4
 
 
@@ -106,13 +107,13 @@ def bench_random_indices(gc: GaussianConditional, num_symbols: int, repeats: int
     return {"scale_indices": "uniform over the table", **_code_chunks(gc, [(sym, idx)], repeats)}
 
 
-def bench_onedc_y(
+def bench_image_y(
     gc: GaussianConditional, height: int, width: int, scale_range: tuple[float, float], repeats: int, seed: int = 0
 ) -> dict:
     """y of one image: 128 x H/16 x W/16 residuals, 4 chunks of 32 x H/16 x W/16 (one per prior pass),
     scales log-uniform over `scale_range`."""
     rng = np.random.default_rng(seed)
-    shape = (ONEDC_Y_CHANNELS // PASSES, height // 16, width // 16)
+    shape = (Y_CHANNELS // PASSES, height // 16, width // 16)
     lo, hi = np.log(scale_range[0]), np.log(scale_range[1])
     chunks = []
     for _ in range(PASSES):
@@ -121,11 +122,11 @@ def bench_onedc_y(
         chunks.append((_gaussian_symbols(gc, scales, rng), idx))
     result = _code_chunks(gc, chunks, repeats)
     result["bpp"] = round(8 * result["bytes"] / (height * width), 5)
-    return {"shape": [ONEDC_Y_CHANNELS, *shape[1:]], "chunks": PASSES, "scales_loguniform": list(scale_range), **result}
+    return {"shape": [Y_CHANNELS, *shape[1:]], "chunks": PASSES, "scales_loguniform": list(scale_range), **result}
 
 
-def bench_onedc_z(height: int, width: int, repeats: int, seed: int = 0) -> dict:
-    fsq = FSQ(ONEDC_FSQ_LEVELS)
+def bench_image_z(height: int, width: int, repeats: int, seed: int = 0) -> dict:
+    fsq = FSQ(FSQ_LEVELS)
     count = (height // 64) * (width // 64)
     indices = torch.from_numpy(np.random.default_rng(seed).integers(0, fsq.codebook_size, count))
     data, enc_t = _timed(lambda: pack_indices(indices, fsq.bits_per_index), repeats)
@@ -157,11 +158,11 @@ def run_entropy_bench(
     report: dict[str, Any] = {"machine": machine_info(), "repeats": repeats}
     report["table_build"] = bench_table_build(repeats)
     report["random_indices"] = bench_random_indices(gc, num_symbols, repeats)
-    report["onedc_image"] = {
+    report["image"] = {
         "size": [height, width],
-        "y_full_range": bench_onedc_y(gc, height, width, (SCALE_MIN, SCALE_MAX), repeats),
-        "y_small_scales": bench_onedc_y(gc, height, width, (SCALE_MIN, 1.0), repeats),
-        "z": bench_onedc_z(height, width, repeats),
+        "y_full_range": bench_image_y(gc, height, width, (SCALE_MIN, SCALE_MAX), repeats),
+        "y_small_scales": bench_image_y(gc, height, width, (SCALE_MIN, 1.0), repeats),
+        "z": bench_image_z(height, width, repeats),
     }
     machine = report["machine"]
     machine["load_average_1min_after"] = machine_info()["load_average_1min"]

@@ -4,7 +4,7 @@
     z_hat -> hyper_decoder -> entropy feature (@ /2d) -> 4-pass prior -> y_hat
     y_hat, entropy feature -> synthesis -> features (@ /d) for the one-step generator
 
-Built from the same parts as OneDC's codec (hyper-encoder/decoder, FSQ, 4-pass prior), without the pixel
+Built from the same parts as the SD-based one-step codec (hyper-encoder/decoder, FSQ, 4-pass prior), without the pixel
 branch, the semantic tokens and the big UNet encoder, so that it trains and decodes quickly on a CPU.
 """
 

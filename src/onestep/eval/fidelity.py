@@ -1,7 +1,7 @@
 """Pixel-fidelity metrics: PSNR and MS-SSIM on RGB images.
 
-Images are uint8 tensors 3 x H x W (or B x 3 x H x W) or floats in [0, 1]. PSNR follows OneDC's
-evaluation: -10 log10(MSE) over all pixels and channels in [0, 1], per image (the report averages
+Images are uint8 tensors 3 x H x W (or B x 3 x H x W) or floats in [0, 1]. PSNR follows the one-step
+codecs' evaluation: -10 log10(MSE) over all pixels and channels in [0, 1], per image (the report averages
 per-image values). MS-SSIM is the 5-scale version of Wang, Simoncelli and Bovik (2003) with the
 parameters of `pytorch_msssim` (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, the standard
 scale weights, average-pooling by 2 with odd sizes padded, float32), per channel, then averaged.

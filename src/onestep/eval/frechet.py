@@ -59,7 +59,7 @@ def kernel_distance(
 ) -> tuple[float, float]:
     """KID mean and standard deviation over `subsets` random subsets.
 
-    torchmetrics refuses sets smaller than `subset_size` (OneDC then reports -999); here the
+    torchmetrics refuses sets smaller than `subset_size` (the reference evaluation then reports -999); here the
     subset size shrinks to the smaller set instead, which the report states.
     """
     real, fake = _as_float64(real), _as_float64(fake)

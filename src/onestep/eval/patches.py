@@ -1,6 +1,6 @@
 """Patches for distribution metrics (FID, KID, FD-ENL0) on few, large images.
 
-The protocol of Mentzer et al. (2020), "FID/256", as OneDC's evaluation runs it: tile each image
+The protocol of Mentzer et al. (2020), "FID/256", as the one-step codecs' evaluations run it: tile each image
 into non-overlapping p x p patches, then tile it again after cropping u * p / split pixels from
 the top and left for u = 1 .. split - 1, a pass that only happens when both sides are at least
 (2 - u / split) * p. With the defaults (p = 256, split = 2) a 768 x 512 Kodak image gives

@@ -1,9 +1,9 @@
 """Conditioners: the part of a pipeline that gives the one-step generator its cross-attention context.
 
 A conditioner turns what the decoder has (the latent codec's output: features, side information, a preview
-image in `extras`) into tokens. OneDC cross-attends to the codec's hyperprior tokens (no conditioner: the codec's
-own `context` is used), OSDiff to a fixed empty-prompt embedding (`FixedContext`), SODEC to features of a
-fidelity decoder's image: each method plugs in its own part and nothing else changes.
+image in `extras`) into tokens. A codec with semantic hyperprior tokens is attended to directly (no conditioner:
+the codec's own `context` is used), OSDiff to a fixed empty-prompt embedding (`FixedContext`), SODEC to features
+of a fidelity decoder's image: each method plugs in its own part and nothing else changes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Low-rank adapters (LoRA) for Linear and Conv2d layers, written to match OneDC's peft setup.
+"""Low-rank adapters (LoRA) for Linear and Conv2d layers, written to match a peft `LoraConfig` on an SD UNet.
 
 A wrapped layer computes base(x) + (alpha / rank) * B(A(x)). For a conv, A has the base layer's kernel,
 stride, padding and dilation (in -> rank) and B is 1x1 (rank -> out), so the update merges exactly
@@ -15,8 +15,9 @@ import math
 import torch
 from torch import nn
 
-# OneDC's peft LoraConfig: target-module suffixes and name fragments that are never wrapped.
-ONEDC_TARGETS: tuple[str, ...] = (
+# The released one-step UNet's peft LoraConfig: target-module suffixes (every attention projection, feed-forward,
+# resnet and resampler conv, time projection) and name fragments that are never wrapped.
+SD_UNET_TARGETS: tuple[str, ...] = (
     "to_q",
     "to_k",
     "to_v",
@@ -32,7 +33,7 @@ ONEDC_TARGETS: tuple[str, ...] = (
     "upsamplers.0.conv",
     "time_emb_proj",
 )
-ONEDC_EXCLUDE: tuple[str, ...] = ("conv_in", "add_attentions")
+SD_UNET_EXCLUDE: tuple[str, ...] = ("conv_in", "add_attentions")
 
 
 def lora_delta(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
@@ -103,8 +104,8 @@ def add_lora(
     model: nn.Module,
     rank: int,
     alpha: float,
-    targets: tuple[str, ...] = ONEDC_TARGETS,
-    exclude: tuple[str, ...] = ONEDC_EXCLUDE,
+    targets: tuple[str, ...] = SD_UNET_TARGETS,
+    exclude: tuple[str, ...] = SD_UNET_EXCLUDE,
 ) -> list[str]:
     """Wrap every matching Linear/Conv2d of `model` in place; returns the wrapped module names."""
     names = [
@@ -130,6 +131,6 @@ def merge_lora(model: nn.Module) -> int:
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The adapters' parameters (what OneDC's stage I trains inside the UNet)."""
+    """The adapters' parameters (what stage I trains inside the UNet)."""
     layers = [m for m in model.modules() if isinstance(m, LoRALayer)]
     return [p for layer in layers for p in (*layer.lora_A.parameters(), *layer.lora_B.parameters())]

@@ -1,6 +1,6 @@
 """The diffusion schedule a one-step generator needs: SD's alphas_cumprod and the epsilon -> x0 rule.
 
-OneDC, OSDiff and SODEC all call the UNet once at t = 999 and recover the clean latent as
+The one-step diffusion codecs all call the UNet once at t = 999 and recover the clean latent as
 x0 = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t); only what plays x_t differs.
 """
 

@@ -1,4 +1,4 @@
-"""The one-step SD UNet generator (OneDC's adaptation of SD1.5, §5.6 of the OneDC digest).
+"""The one-step SD UNet generator: SD1.5's UNet called once on a codec's features, predicting the clean latent.
 
     features (codec output, C x H/8 x W/8) --conv_in--> SD UNet at t = 999, cross-attending to `context`
                                                            -> eps
@@ -119,7 +119,7 @@ class OneStepUNet(Generator):
             self._freeze_base()
 
     def _freeze_base(self) -> None:
-        """OneDC stage I trains the new conv_in, vae_reduction and the adapters; the SD base stays frozen.
+        """Stage I trains the new conv_in, vae_reduction and the adapters; the SD base stays frozen.
         Trainers read these flags."""
         self.requires_grad_(False)
         for p in (*self.unet.conv_in.parameters(), *lora_parameters(self.unet)):
@@ -137,7 +137,7 @@ class OneStepUNet(Generator):
         return self.vae_reduction(features) if self.vae_reduction is not None else features
 
     def unet_kwargs(self, features: torch.Tensor, x_t: torch.Tensor, context: torch.Tensor) -> dict[str, Any]:
-        """Extra UNet inputs (control residuals) for subclasses; OneDC has none."""
+        """Extra UNet inputs (control residuals) for subclasses; none for the plain UNet."""
         return {}
 
     def forward(self, features: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Taming-style residual block (as in the OneDC codec and the MaskGIT VQGAN).
+"""Taming-style residual block (as in the taming VQGAN family, e.g. the MaskGIT VQGAN, and codecs built from it).
 
 Quirk kept on purpose: when the widths differ, the 1x1 `nin_shortcut` is applied to the block's
 *output* h (out -> out), giving h + W h with no path from the input. Trained weights depend on it.

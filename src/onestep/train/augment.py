@@ -1,4 +1,4 @@
-"""The reference's per-step resolution schedule (OneDC digest §7.1).
+"""The per-step resolution schedule of the SD-based one-step codec's reference training (its digest §7.1).
 
 Items arrive as big square crops (e.g. 1024). Each step, one transform is drawn on rank 0 and
 broadcast, so every process uses the same shapes:

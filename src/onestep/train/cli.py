@@ -12,7 +12,7 @@ from .config import load_config
 
 def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "config", help="training config: a YAML file (see configs/train/) or METHOD:PRESET (e.g. onedc:stage1)"
+        "config", help="training config: a YAML file (see configs/train/) or METHOD:PRESET (a method's own config)"
     )
     parser.add_argument(
         "--override", "-o", action="append", default=[], metavar="KEY=VALUE", help="e.g. loss.rate.end=2.9"

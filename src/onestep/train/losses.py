@@ -1,4 +1,4 @@
-"""Stage-I pixel, perceptual and rate losses (OneDC digest §5.11).
+"""Stage-I pixel, perceptual and rate losses (as the reference training code: its digest §5.11).
 
 loss = l1 * L1 + perceptual * P + lambda(t) * bpp, images compared in [0, 1] as the reference does.
 The rate weight warms up quadratically; unlike the reference, step 0 uses lambda(0) = start.

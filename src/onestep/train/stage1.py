@@ -1,6 +1,9 @@
-"""Stage I (OneDC digest §7.2): the whole codec and the generator's trainable parts, end to end.
+"""Stage I: the whole codec and the generator's trainable parts, end to end.
 
-    loss = l1 * L1 + perceptual * P + lambda(t) * bpp + latent_mse * MSE(latent_hat, latent) + alpha * semantic
+    loss = l1 * L1 + perceptual * P + lambda(t) * bpp + latent_mse * MSE(latent_hat, latent) + auxiliary
+
+`auxiliary` is an optional extra loss a method's own task adds (`codec_loss(codec output, batch)` ->
+(loss, logs)), e.g. a semantic distillation into the codec's hyperprior.
 
 In latent mode (precomputed latents) the pixel terms are dropped (latent MSE + rate), unless
 `loss.teacher_decoder` names a frozen autoencoder: then the pipeline decodes latent_hat and the pixel
@@ -25,7 +28,7 @@ from .tasks import TrainingTask
 class Stage1(nn.Module):
     """The training task: `forward(batch, step, phase)` returns (loss, logs) for the one phase, `main`."""
 
-    def __init__(self, pipeline: OneStepPipeline, config: dict[str, Any], semantic: nn.Module | None = None) -> None:
+    def __init__(self, pipeline: OneStepPipeline, config: dict[str, Any], auxiliary: nn.Module | None = None) -> None:
         super().__init__()
         loss = config["loss"]
         self.pipeline = pipeline
@@ -41,7 +44,7 @@ class Stage1(nn.Module):
         if not self.latents or self._teacher:
             network = make_perceptual(loss["perceptual_net"], loss["lpips_dir"]) if loss["perceptual"] else None
             self.pixel = PixelLoss(loss["l1"], loss["perceptual"], network)
-        self.semantic = semantic
+        self.auxiliary = auxiliary
         if self.latents and not self.latent_mse and not self._teacher:
             raise ConfigError(
                 "latent training needs loss.latent_mse > 0 or loss.teacher_decoder (no pixel loss without a decoder)"
@@ -78,40 +81,16 @@ class Stage1(nn.Module):
             mse = F.mse_loss(out.latent_hat.float(), out.latent.float())
             loss = loss + self.latent_mse * mse
             logs["latent_mse"] = mse.item()
-        if self.semantic is not None:
-            if "y_semantic" not in out.codec.extras:
-                raise ConfigError("semantic distillation needs a codec that returns extras['y_semantic']")
-            semantic, semantic_logs = self.semantic(out.codec.extras["y_semantic"], batch)
-            loss = loss + semantic
-            logs.update(semantic_logs)
+        if self.auxiliary is not None:
+            extra, extra_logs = self.auxiliary.codec_loss(out.codec, batch)
+            loss = loss + extra
+            logs.update(extra_logs)
         logs["loss"] = loss.item()
         return loss, logs
 
 
 def make_stage1(config: dict[str, Any], pipeline: OneStepPipeline, dataset: Any) -> Stage1:
-    from .semantic import make_semantic_distillation
-
-    return Stage1(pipeline, config, make_semantic_distillation(config, pipeline, dataset))
+    return Stage1(pipeline, config)
 
 
-def check_stage1(config: dict[str, Any]) -> None:
-    if config["data"]["latents"] and config["semantic"]["weight"]:
-        raise ConfigError("latent training (data.latents) cannot distil semantics: set semantic.weight to 0")
-
-
-TASK = TrainingTask(
-    "stage1",
-    make_stage1,
-    sections={
-        # semantic distillation into the codec's `y_semantic` (weight 0: off)
-        "semantic": {
-            "weight": 0.0,  # reference: 0.001
-            "codebook_mse": 0.01,
-            "teacher": "auto",  # auto | maskgit | efficientnet_kmeans
-            "vqgan_weights": None,  # MaskGIT VQGAN (maskgit-vqgan-imagenet-f16-256) weights, if you have them
-            "kmeans": {"codes": 256, "fit_images": 64, "iterations": 20},  # the substitute teacher's codebook
-            "head": {"dim": 768, "heads": 12, "blocks": 3, "window": 16, "mlp_ratio": 4},
-        }
-    },
-    check=check_stage1,
-)
+TASK = TrainingTask("stage1", make_stage1)

@@ -1,4 +1,4 @@
-"""Stage II (OneDC digest §5.10, §7.3): distribution-matching distillation with a diffusion GAN.
+"""Stage II (reference digest §5.10, §7.3): distribution-matching distillation with a diffusion GAN.
 
 Per step, on one batch:
 - `generator` phase (every `gen_update_ratio` steps): the pipeline runs with gradients (codec frozen);

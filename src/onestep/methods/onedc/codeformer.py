@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.depth_conv import DepthConvBlock
+from ...nn.depth_conv import DepthConvBlock
 
 MASKED = -100.0  # added to attention logits between tokens of different regions in a shifted window
 

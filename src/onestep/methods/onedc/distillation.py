@@ -1,4 +1,4 @@
-"""Semantic distillation into the hyperprior (OneDC digest §5.9), stage I only.
+"""Semantic distillation into the hyperprior (digest §5.9), OneDC's stage I only (`training.py`).
 
 The Codeformer head predicts, from the codec's `y_semantic` (/64), the code indices a frozen image
 tokenizer gives the image at /32:
@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
-from ..eval.perceptual import unit_normalize
-from ..nn.efficientnet_lite import load_efficientnet_lite0
+from ...codecs.base import CodecOutput
+from ...errors import ConfigError
+from ...eval.perceptual import unit_normalize
+from ...nn.efficientnet_lite import load_efficientnet_lite0
 from .codeformer import Codeformer
 from .maskgit_vqgan import MaskGitVQGANTokenizer
 
@@ -118,6 +119,12 @@ class SemanticDistillation(nn.Module):
         accuracy = (logits.argmax(1) == codes).float().mean()
         loss = self.weight * (ce + self.codebook_mse * mse)
         return loss, {"semantic_ce": ce.item(), "semantic_mse": mse.item(), "semantic_acc": accuracy.item()}
+
+    def codec_loss(self, codec: CodecOutput, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Stage I's auxiliary loss: on the codec's `y_semantic`."""
+        if "y_semantic" not in codec.extras:
+            raise ConfigError("semantic distillation needs a codec that returns extras['y_semantic']")
+        return self(codec.extras["y_semantic"], image)
 
 
 def _semantic_channels(pipeline: nn.Module) -> int:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
-from ..modeling import load_state_dict_strict
+from ...errors import ModelError
+from ...modeling import load_state_dict_strict
 
 
 class Conv2dSame(nn.Conv2d):
