@@ -1,6 +1,6 @@
 """The library API: load a model, turn images into `.osc` bytes and back, describe a file.
 
-    model = load_model()                          # the packaged default model, or load_model("models/onedc")
+    model = load_model()                          # the packaged default model, or load_model("models/mine")
     data = compress(model, image)                 # bytes of a complete .osc file
     image = decompress(model, data)               # the same kind of image you gave, the same bits in any process
     describe(data)                                # model, size, bpp and section sizes, without a model

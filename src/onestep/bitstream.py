@@ -22,8 +22,8 @@ Version 2 (written):
     ...            the k payloads, in table order
     end-4   4      CRC-32 of every byte before it
 
-Overhead: 29 bytes + the mode name + the model name + 5 bytes and the name per section (51 bytes for model
-"onedc", mode "normal", sections "y" and "z").
+Overhead: 29 bytes + the mode name + the model name + 5 bytes and the name per section (51 bytes for a
+5-letter model name, mode "normal", sections "y" and "z").
 
 Version 1 (read only): no mode name; byte 5 held the mode as a code (0 normal, 1 z-only) and there was no grey
 flag; the rest as above from the model name on.

@@ -47,7 +47,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
     if name == "compress":
         parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged default model)")
-        parser.add_argument("--mode", default="normal", help="the model's coding mode (e.g. z-only for OneDC)")
+        parser.add_argument("--mode", default="normal", help="the model's coding mode (e.g. z-only)")
         rate = parser.add_mutually_exclusive_group()
         rate.add_argument("--quality", type=int, metavar="N", help="rate setting of models with rate control")
         rate.add_argument("--bpp", type=float, metavar="X", help="the highest quality whose file is <= X bpp")

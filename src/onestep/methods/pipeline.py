@@ -3,7 +3,7 @@
     image -> autoencoder.encode -> codec.compress -> sections (bytes)
     sections -> codec.decompress -> [conditioner] -> generator (one call) -> autoencoder.decode -> image
 
-OneDC, OSDiff, SODEC and the default model are this class with different parts and configs.
+Every method (`methods/<name>/`, see `registry.py`) is this class with its own parts and configs.
 
 Memory: the autoencoder's encoder and the generator + decoder run tile by tile (`methods/tiling.py`) on images
 larger than a tile, with a halo and blended overlaps; the codec always sees the whole latent. Encoder tiles
@@ -50,7 +50,7 @@ def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
 
 
 def pad_image(image: torch.Tensor, multiple: int, mode: str = "replicate") -> torch.Tensor:
-    """Pad right and bottom to a multiple (`replicate` as OneDC's reference does in normal mode; `reflect`
+    """Pad right and bottom to a multiple (`replicate` by default, the codec's `pad_mode` decides; `reflect`
     needs the pad to be smaller than the side, so it falls back to `replicate` for tiny images)."""
     h, w = image.shape[-2:]
     hp, wp = padded_size(h, w, multiple)
