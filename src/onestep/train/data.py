@@ -8,6 +8,7 @@ random flip); the per-step resolution schedule (`augment.py`) then works on whol
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,10 +17,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError
+from ..images import IMAGE_SUFFIXES, AlphaDroppedWarning, read_image
 from .shards import ShardReader, is_shard_folder
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".gif", ".avif"}
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -31,12 +31,12 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open any common image as 8-bit RGB (greyscale, palette and CMYK are converted, alpha dropped)."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as e:
-        raise ImageError(f"cannot read image {path}: {e}") from None
+    """An image file as 8-bit RGB, read by `images.read_image` as compress reads it (EXIF orientation,
+    16-bit rounding, alpha dropped)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlphaDroppedWarning)
+        pixels = read_image(path)
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
 
 
 def resize_short_side(image: Image.Image, size: int, only_if_smaller: bool = False) -> Image.Image:
