@@ -58,6 +58,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
     else:
         parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged model the file names)")
+        parser.add_argument("--preview", action="store_true", help="the model's fast preview decode (SODEC)")
     parser.add_argument("--tile-size", type=int, metavar="PX", help="decoder tile side in pixels (less = less memory)")
     parser.add_argument("--threads", type=int, metavar="N", help="number of CPU threads for torch")
 
@@ -121,19 +122,29 @@ def plan_outputs(
     return pairs
 
 
-def _report(command: str, kind: str, message: str) -> None:
-    from tqdm import tqdm
+def _write(line: str, file: Any = None) -> None:
+    """Print above the progress bar when there is one (tqdm is only imported for batches: it costs start-up)."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        print(line, file=file or sys.stdout, flush=True)
+    else:
+        tqdm.tqdm.write(line, file=file)
 
-    tqdm.write(f"onestep {command}: {kind}: {message}", file=sys.stderr)
+
+def _report(command: str, kind: str, message: str) -> None:
+    _write(f"onestep {command}: {kind}: {message}", file=sys.stderr)
 
 
 def process_all(command: str, pairs: list[tuple[Path, Path]], step: Callable[[Path, Path], str]) -> int:
-    """Run `step(source, destination)` over all pairs with a progress bar; print its line or the error.
-    Returns the number of failed files (capped at 100, as an exit status)."""
-    from tqdm import tqdm
+    """Run `step(source, destination)` over all pairs (with a progress bar for several); print its line or the
+    error. Returns the number of failed files (capped at 100, as an exit status)."""
+    items: Any = pairs
+    if len(pairs) > 1:
+        from tqdm import tqdm
 
+        items = tqdm(pairs, unit="file", disable=None)
     failures = 0
-    for source, destination in tqdm(pairs, unit="file", disable=len(pairs) < 2 or None):
+    for source, destination in items:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -143,7 +154,7 @@ def process_all(command: str, pairs: list[tuple[Path, Path]], step: Callable[[Pa
                     _report(command, "warning", str(warning.message))
                 elif not issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning)):
                     warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-            tqdm.write(line)
+            _write(line)
         except OneStepError as e:
             failures += 1
             _report(command, "error", str(e))
@@ -278,7 +289,9 @@ def _decompress(args: argparse.Namespace) -> int:
     model = api.load_model(args.model) if args.model is not None else None
 
     def step(source: Path, destination: Path) -> str:
-        info = api.decompress_file(model, source, destination, overwrite=args.force, decode_tile=args.tile_size)
+        info = api.decompress_file(
+            model, source, destination, overwrite=args.force, decode_tile=args.tile_size, preview=args.preview
+        )
         return f"{source} -> {destination}: {info['width']}x{info['height']}, {info['bpp']:.5f} bpp"
 
     return process_all("decompress", pairs, step)
