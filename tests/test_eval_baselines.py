@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from onestep.errors import ConfigError
-from onestep.eval.baselines import BASELINES, baseline
+from onestep.eval.baselines import BASELINES, DOWNSCALED_BASELINES, SIZE_HEADER, any_baseline, baseline
 from onestep.eval.fidelity import psnr
 
 MAGIC = {
@@ -48,3 +48,27 @@ def test_cache_key_names_library_version_and_setting():
 def test_unknown_baseline_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown baseline codec 'bpg'"):
         baseline("bpg")
+
+
+@pytest.mark.parametrize("name", DOWNSCALED_BASELINES)
+def test_downscaled_baselines_code_a_smaller_image_and_return_full_size(name):
+    base_name, factor = name.split("-down")[0], int(name[-1])
+    codec, full = any_baseline(name), any_baseline(base_name, settings=any_baseline(name).settings)
+    image = torch.cat([_image(), _image()], dim=2)  # 48 x 128
+    setting = codec.settings[len(codec.settings) // 2]
+    data = codec.encode(setting, image)
+    assert SIZE_HEADER.unpack_from(data) == (128, 48)  # the original size travels with the file, counted in bpp
+    assert MAGIC[base_name](data[SIZE_HEADER.size :]), f"{name} did not write a {base_name} file after its header"
+    decoded = codec.decode(setting, data)
+    assert decoded.shape == image.shape and decoded.dtype == torch.uint8
+    # the coded image has 1/factor^2 of the pixels: far fewer bytes than the full-size file at the same setting
+    assert len(data) < len(full.encode(setting, image))
+    assert codec.label.endswith(f"↓{factor}x") and "downscaled" in codec.description
+    assert codec.cache_key(setting) != full.cache_key(setting)
+
+
+def test_downscaled_names_are_checked():
+    with pytest.raises(ConfigError, match="unknown baseline codec 'avif-down3'"):
+        any_baseline("avif-down3")
+    with pytest.raises(ConfigError, match="unknown baseline codec 'jpeg-down2'"):
+        any_baseline("jpeg-down2")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onestep.errors import ConfigError
-from onestep.eval.bdrate import bd_rate
+from onestep.eval.bdrate import bd_rate, bd_rate_result
 
 RATES = [0.05, 0.1, 0.2, 0.4, 0.8]
 
@@ -65,3 +65,41 @@ def test_pchip_follows_a_bent_curve_between_points():
 def test_unknown_method_is_a_config_error():
     with pytest.raises(ConfigError, match="BD-rate method"):
         bd_rate(RATES, psnr_curve(RATES), RATES, psnr_curve(RATES), method="linear")
+
+
+def test_the_shared_interval_is_recorded_in_metric_units():
+    result = bd_rate_result(RATES, psnr_curve(RATES), RATES, psnr_curve(RATES, offset=2.0))
+    low, high = psnr_curve(RATES)[0] + 2.0, psnr_curve(RATES)[-1]
+    assert result.reason is None and result.interval == pytest.approx((low, high))
+    distortion = [-q for q in psnr_curve(RATES)]  # lower is better: the interval is still (low, high)
+    result = bd_rate_result(RATES, distortion, RATES, distortion, higher_is_better=False)
+    assert result.value == pytest.approx(0.0, abs=1e-9) and result.interval == pytest.approx(
+        (min(distortion), max(distortion))
+    )
+
+
+def test_one_rate_point_has_no_bd_rate_and_says_why():
+    result = bd_rate_result(RATES, psnr_curve(RATES), [0.1], psnr_curve([0.1]))
+    assert result.value is None and math.isnan(result.percent)
+    assert result.reason == "the codec has 1 rate point with a value; a pchip BD-rate needs 2 per curve"
+    # points without a finite value do not count
+    result = bd_rate_result(RATES, psnr_curve(RATES), [0.1, 0.2], [30.0, math.nan])
+    assert result.reason.startswith("the codec has 1 rate point")
+    result = bd_rate_result(RATES[:3], psnr_curve(RATES[:3]), RATES, psnr_curve(RATES), method="cubic")
+    assert result.reason == "the anchor has 3 rate points with a value; a cubic BD-rate needs 4 per curve"
+
+
+@pytest.mark.parametrize("offset, side", [(50.0, "better"), (-50.0, "worse")])
+def test_disjoint_curves_say_which_side_and_both_ranges(offset, side):
+    result = bd_rate_result(RATES, psnr_curve(RATES), RATES, psnr_curve(RATES, offset=offset))
+    assert result.value is None and result.interval is None
+    assert (
+        result.reason.startswith("no overlap: the codec's values (")
+        and f"are all {side} than the anchor's (26.99–39.03)" in result.reason
+    )
+
+
+def test_disjoint_lower_is_better_curves_are_worse_when_their_distances_are_higher():
+    anchor = [0.5, 0.4, 0.3, 0.2, 0.1]
+    result = bd_rate_result(RATES, anchor, RATES, [d + 1.0 for d in anchor], higher_is_better=False)
+    assert result.reason == "no overlap: the codec's values (1.1–1.5) are all worse than the anchor's (0.1–0.5)"

