@@ -212,14 +212,16 @@ def check_model(header: ContainerHeader, model: OneStepPipeline) -> None:
         )
 
 
-def decompress(model: OneStepPipeline | None, data: bytes, decode_tile: int | None = None) -> torch.Tensor:
+def decompress(
+    model: OneStepPipeline | None, data: bytes, decode_tile: int | None = None, preview: bool = False
+) -> torch.Tensor:
     """The bytes of an `.osc` file -> the reconstruction: 3 x H x W uint8, or 1 x H x W for a grey image.
-    `model=None` finds the packaged model that made the file."""
+    `model=None` finds the packaged model that made the file. `preview`: the model's quick decode (SODEC)."""
     header, encoded = read_container(data)
     if model is None:
         model = model_for_stream(data)
     check_model(header, model)
-    return _as_output(model.decompress(encoded, decode_tile=decode_tile), header.grey)
+    return _as_output(model.decompress(encoded, decode_tile=decode_tile, preview=preview), header.grey)
 
 
 # --- files ---------------------------------------------------------------------------------------------------
@@ -267,12 +269,13 @@ def decompress_file(
     target: str | os.PathLike[str],
     overwrite: bool = False,
     decode_tile: int | None = None,
+    preview: bool = False,
 ) -> dict[str, Any]:
     """Decompress an `.osc` file into a PNG (written atomically; an existing file is kept unless `overwrite`);
     returns `describe` of the source. `model=None`: the packaged model the file names."""
     try:
         data = _read_stream(source)
-        image = decompress(model, data, decode_tile=decode_tile)
+        image = decompress(model, data, decode_tile=decode_tile, preview=preview)
     except StreamError as e:
         raise StreamError(f"{source}: {e}") from None
     write_atomic_group([(target, encode_png(image))], overwrite=overwrite)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..autoencoders.base import Autoencoder
 from ..bitstream import EncodedImage
 from ..codecs.base import CodecOutput, LatentCodec
-from ..errors import ImageError, StreamError
+from ..errors import ImageError, ModelError, StreamError
 from ..generators.base import Generator
 from ..generators.conditioning import Conditioner
 from ..modeling import ModelMixin
@@ -239,16 +239,19 @@ class OneStepPipeline(ModelMixin):
         return EncodedImage(sections, h, w, mode), to_uint8(reconstruction[0, :, :h, :w]).cpu()
 
     @torch.no_grad()
-    def decompress(self, encoded: EncodedImage, decode_tile: int | None = None) -> torch.Tensor:
-        """Returns the reconstruction as a 3 x H x W uint8 tensor."""
+    def decompress(self, encoded: EncodedImage, decode_tile: int | None = None, preview: bool = False) -> torch.Tensor:
+        """Returns the reconstruction as a 3 x H x W uint8 tensor. `preview`: the conditioner's quick image of
+        the same stream (SODEC's fidelity decoder) instead of the one-step decode, for models that have one."""
         self._check_mode(encoded.mode)
+        if preview and not callable(getattr(self.conditioner, "preview", None)):
+            raise ModelError(f"model {self.name!r} has no preview decoder")
         h, w = encoded.height, encoded.width
         if h < 1 or w < 1 or h * w > self.max_pixels:
             raise StreamError(f"stream claims an image of {w}x{h}, which this model cannot produce")
         size = padded_size(h, w, self.pad_multiple)
         with deterministic(self.device):
             out = self.codec.decompress(encoded.sections, size, mode=encoded.mode)
-            image = self.render(out, size, decode_tile)
+            image = self.conditioner.preview(out) if preview else self.render(out, size, decode_tile)
         return to_uint8(image[0, :, :h, :w]).cpu()
 
     def forward(
