@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from autoencoder_testing import AutoencoderContract
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
@@ -158,3 +159,21 @@ def test_unsupported_diffusers_config_raises_model_error(tmp_path: Path) -> None
 def test_bad_window_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="attention_window"):
         KLAutoencoder.tiny(attention_window=0)
+
+
+class TestKLAutoencoderContract(AutoencoderContract):
+    def make_autoencoder(self) -> KLAutoencoder:
+        return KLAutoencoder.tiny()
+
+
+def test_kl_encoder_fingerprint_covers_the_encoding_settings() -> None:
+    """Scaling and posterior sampling change the latents without changing a weight."""
+    torch.manual_seed(0)
+    model = KLAutoencoder.tiny()
+    state = model.state_dict()
+    fingerprints = {model.encoder_fingerprint()}
+    for change in ({"scaling_factor": 0.5}, {"sample_posterior": True}, {"attention_window": 8}):
+        other = KLAutoencoder.tiny(**change)
+        other.load_state_dict(state)
+        fingerprints.add(other.encoder_fingerprint())
+    assert len(fingerprints) == 4

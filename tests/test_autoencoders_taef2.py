@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from autoencoder_testing import AutoencoderContract
 from PIL import Image
 
-from onestep.autoencoders.taef2 import TAEF2
+from onestep.autoencoders.taef2 import TAEF2, TAEF2_DIR_VARIABLE, TAEF2_FILES
 from onestep.errors import ConfigError, ModelError
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
@@ -112,3 +113,21 @@ def test_loading_errors_are_model_errors(tmp_path: Path) -> None:
 def test_unknown_decoder_head_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="decoder_head"):
         TAEF2(decoder_head="bicubic")
+
+
+class TestTAEF2Contract(AutoencoderContract):
+    def make_autoencoder(self) -> TAEF2:
+        return TAEF2(decoder_head="light")
+
+
+def test_from_folder_reads_the_released_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = TAEF2().eval()
+    for part, name in zip((model.encoder, model.decoder), TAEF2_FILES):
+        _save_fp16(part.state_dict(), tmp_path / name)
+    expected = TAEF2.from_taesd_files(*(tmp_path / name for name in TAEF2_FILES))
+    assert TAEF2.from_folder(tmp_path).encoder_fingerprint() == expected.encoder_fingerprint()
+    monkeypatch.setenv(TAEF2_DIR_VARIABLE, str(tmp_path))  # no folder given: the variable's
+    assert TAEF2.from_folder().encoder_fingerprint() == expected.encoder_fingerprint()
+    with pytest.raises(ModelError, match=f"does not hold the TAEF2 weights.*{TAEF2_DIR_VARIABLE}"):
+        TAEF2.from_folder(tmp_path / "empty")

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from generator_testing import GeneratorContract
 
 from onestep.errors import ConfigError
 from onestep.generators.lora import LoRALayer
@@ -99,3 +100,19 @@ def test_full_size_counts_on_meta():
     assert sum(p.numel() for p in g.parameters() if p.requires_grad) == 67_252_224 + 921_920 + 936_008
     g.merge_lora()
     assert g.num_parameters() == 861_367_052
+
+
+class TestOneStepUNetContract(GeneratorContract):
+    """With adapters: only conv_in, vae_reduction and the adapters get gradients."""
+
+    context_shape = (6, 32)
+
+    def make_generator(self) -> OneStepUNet:
+        return OneStepUNet.tiny()
+
+
+class TestMergedOneStepUNetContract(TestOneStepUNetContract):
+    """Without adapters (the merged inference form): the whole UNet trains when asked to."""
+
+    def make_generator(self) -> OneStepUNet:
+        return OneStepUNet.tiny(lora_rank=0)

@@ -129,6 +129,18 @@ class KLAutoencoder(Autoencoder):
         with torch.autocast(device_type=latent.device.type, enabled=False):
             return self.vae.decode(latent.float() / self.scaling_factor + self.shift_factor).sample
 
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith(("vae.encoder.", "vae.quant_conv."))}
+
+    def encoding_settings(self) -> dict[str, Any]:
+        return {
+            "scaling_factor": self.scaling_factor,
+            "shift_factor": self.shift_factor,
+            "sample_posterior": self.sample_posterior,
+            "sample_seed": self.sample_seed if self.sample_posterior else None,
+            "attention_window": self.attention_window,
+        }
+
     @classmethod
     def from_diffusers(cls, path: str | os.PathLike[str], device: str = "cpu", **options: Any) -> KLAutoencoder:
         """Load diffusers `AutoencoderKL` weights.

@@ -16,14 +16,20 @@ trained; all other layers still load from the TAEF2 files.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..modeling import load_state_dict_strict
 from .base import Autoencoder
 from .tiny_blocks import DECODER_HEADS, TinyDecoder, TinyEncoder
 from .weight_files import read_torch_state_dict
+
+TAEF2_FILES = ("taef2_encoder.pth", "taef2_decoder.pth")
+TAEF2_DIR_VARIABLE = "ONESTEP_TAEF2_DIR"
+# src/onestep/autoencoders/taef2.py -> the checkout's parent, where the shared data lives (../shared from the repo)
+_CHECKOUT_SHARED_TAEF2 = Path(__file__).resolve().parents[4] / "shared" / "weights" / "taef2"
 
 
 def _layer_index(key: str) -> int:
@@ -48,6 +54,25 @@ class TAEF2(Autoencoder):
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         return self.decoder(latent) * 2 - 1
+
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith("encoder.")}
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | os.PathLike[str] | None = None, decoder_head: str = "full", device: str = "cpu"
+    ) -> TAEF2:
+        """The released weights from `folder` (holding `TAEF2_FILES`); without one, from `$ONESTEP_TAEF2_DIR`,
+        else from `shared/weights/taef2` beside the source checkout this package runs from."""
+        if folder is None:
+            folder = os.environ.get(TAEF2_DIR_VARIABLE) or _CHECKOUT_SHARED_TAEF2
+        encoder, decoder = (Path(folder) / name for name in TAEF2_FILES)
+        if not encoder.is_file() or not decoder.is_file():
+            raise ModelError(
+                f"{folder} does not hold the TAEF2 weights {' and '.join(TAEF2_FILES)} "
+                f"(give a folder, e.g. taef2:FOLDER, or set {TAEF2_DIR_VARIABLE})"
+            )
+        return cls.from_taesd_files(encoder, decoder, decoder_head=decoder_head, device=device)
 
     @classmethod
     def from_taesd_files(

@@ -33,7 +33,6 @@ from .checkpoint import TrainingState, find_checkpoint, load_checkpoint, prune_c
 from .checkpoint import set_rng_state as restore_rng
 from .config import dump_config
 from .data import BatchPlan, TrainingImages, TrainingLatents, make_loader
-from .pack import encoder_fingerprint
 from .tasks import find_task
 from .validation import validate
 
@@ -48,7 +47,7 @@ def make_dataset(config: dict[str, Any], pipeline: nn.Module) -> torch.utils.dat
     if data["latents"]:
         dataset = TrainingLatents(data["train"], data["crop"], data["flip"])
         ds = pipeline.autoencoder.downsampling
-        if dataset.meta.get("fingerprint") != encoder_fingerprint(pipeline.autoencoder):
+        if dataset.meta.get("fingerprint") != pipeline.autoencoder.encoder_fingerprint():
             raise ConfigError("the latent shards were made by another autoencoder (encoder) than this model's")
         multiple = max(1, multiple // ds)
     else:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..autoencoders.base import Autoencoder
 from ..errors import ConfigError, ModelError
-from ..modeling import ModelMixin, state_dict_fingerprint
+from ..modeling import ModelMixin
 from .data import list_images, load_rgb, resize_short_side, to_tensor
 from .shards import ShardWriter, latent_bytes
 
@@ -68,27 +68,13 @@ def pack_images(
     return writer
 
 
-TAEF2_DIR = Path("../shared/weights/taef2")
-
-
-def encoder_fingerprint(autoencoder: Autoencoder) -> str:
-    """Identifies what determines the latents: every weight of the autoencoder except its decoder's
-    (a model may retrain or replace the decoder and still use latents packed with the original)."""
-    state = {k: v for k, v in autoencoder.state_dict().items() if not k.startswith(("decoder.", "post_quant_conv."))}
-    return state_dict_fingerprint(state).hex()
-
-
 def load_autoencoder(spec: str) -> Autoencoder:
-    """`taef2` (released weights in ../shared/weights/taef2), `taef2:FOLDER`, an autoencoder folder or a
+    """`taef2` (the released weights: `TAEF2.from_folder`), `taef2:FOLDER`, an autoencoder folder or a
     pipeline folder (its autoencoder is used)."""
     if spec == "taef2" or spec.startswith("taef2:"):
         from ..autoencoders.taef2 import TAEF2
 
-        folder = Path(spec[6:]) if spec.startswith("taef2:") else TAEF2_DIR
-        encoder, decoder = folder / "taef2_encoder.pth", folder / "taef2_decoder.pth"
-        if not encoder.is_file() or not decoder.is_file():
-            raise ModelError(f"TAEF2 weights taef2_encoder.pth / taef2_decoder.pth not found in {folder}")
-        return TAEF2.from_taesd_files(encoder, decoder).eval()
+        return TAEF2.from_folder(spec[6:] or None).eval()
 
     model = ModelMixin.from_pretrained(spec)
     model = getattr(model, "autoencoder", model)
@@ -112,7 +98,7 @@ def pack_latents(
     meta = {
         "size": size,
         "autoencoder": autoencoder.to_config(),
-        "fingerprint": encoder_fingerprint(autoencoder),
+        "fingerprint": autoencoder.encoder_fingerprint(),
         "latent_channels": autoencoder.latent_channels,
         "downsampling": ds,
     }

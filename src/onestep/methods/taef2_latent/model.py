@@ -13,16 +13,13 @@ sub-pixels), trained against the full TAEF2 decoder, which cuts decoding to abou
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ...autoencoders.taef2 import TAEF2
 from ...codecs.latent_hyperprior import LatentHyperpriorCodec
-from ...errors import ModelError
 from ...generators.conv import ConvGenerator
 from ..pipeline import OneStepPipeline
 
 DEFAULT_NAME = "onestep-default"
-TAEF2_FILES = ("taef2_encoder.pth", "taef2_decoder.pth")
 
 
 def default_model(
@@ -40,10 +37,7 @@ def default_model(
     if taef2_dir is None:
         autoencoder = TAEF2(decoder_head=decoder_head)
     else:
-        encoder, decoder = (Path(taef2_dir) / f for f in TAEF2_FILES)
-        if not encoder.is_file() or not decoder.is_file():
-            raise ModelError(f"{taef2_dir} does not hold {' and '.join(TAEF2_FILES)}")
-        autoencoder = TAEF2.from_taesd_files(encoder, decoder, decoder_head=decoder_head)
+        autoencoder = TAEF2.from_folder(taef2_dir, decoder_head=decoder_head)
     codec = LatentHyperpriorCodec(
         latent_channels=autoencoder.latent_channels,
         latent_downsampling=autoencoder.downsampling,
