@@ -11,19 +11,15 @@ from PIL import Image
 from onestep.autoencoders.taef2 import TAEF2, TAEF2_DIR_VARIABLE, TAEF2_FILES
 from onestep.errors import ConfigError, ModelError
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
-WEIGHTS = SHARED / "weights" / "taef2"
-KODIM23 = SHARED / "data" / "kodak" / "kodim23.png"
+KODIM23 = "data/kodak/kodim23.png"
 
 
-def _released(decoder_head: str = "full") -> TAEF2:
-    if not (WEIGHTS / "taef2_encoder.pth").is_file() or not KODIM23.is_file():
-        pytest.skip(f"TAEF2 weights or Kodak not found under {SHARED.resolve()}")
-    return TAEF2.from_taesd_files(WEIGHTS / "taef2_encoder.pth", WEIGHTS / "taef2_decoder.pth", decoder_head)
+def _released(shared, decoder_head: str = "full") -> TAEF2:
+    return TAEF2.from_folder(shared("weights/taef2", KODIM23), decoder_head)
 
 
-def _kodak_crop() -> torch.Tensor:
-    pixels = np.asarray(Image.open(KODIM23).convert("RGB"))[64:320, 128:512]  # 256 x 384, keeps the test fast
+def _kodak_crop(shared) -> torch.Tensor:
+    pixels = np.asarray(Image.open(shared(KODIM23)).convert("RGB"))[64:320, 128:512]  # 256 x 384, keeps it fast
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
 
 
@@ -37,9 +33,9 @@ def _save_fp16(state: dict[str, torch.Tensor], path: Path) -> Path:
     return path
 
 
-def test_released_weights_round_trip_kodak() -> None:
-    model = _released()
-    x = _kodak_crop()
+def test_released_weights_round_trip_kodak(shared) -> None:
+    model = _released(shared)
+    x = _kodak_crop(shared)
     with torch.no_grad():
         latent = model.encode(x)
         reconstruction = model.decode(latent)
@@ -51,8 +47,8 @@ def test_released_weights_round_trip_kodak() -> None:
 
 
 @pytest.mark.parametrize("head", ["subpixel", "light"])
-def test_released_weights_load_under_cheaper_heads(head: str) -> None:
-    full, cheap = _released(), _released(head)
+def test_released_weights_load_under_cheaper_heads(shared, head: str) -> None:
+    full, cheap = _released(shared), _released(shared, head)
     start = cheap.decoder.head_start
     full_state = full.decoder.state_dict()
     for key, value in cheap.decoder.state_dict().items():

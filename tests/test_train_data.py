@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_train_support import SHARED, one_thread, write_images  # noqa: F401 - autouse fixture
+from test_train_support import write_images
 
 from onestep.autoencoders.space_to_depth import SpaceToDepth
 from onestep.cli import main
@@ -111,10 +111,9 @@ def test_resolution_schedule():
         schedule.apply(batch, "resize", generator, resizable=False)
 
 
-@pytest.mark.skipif(not (SHARED / "data" / "train").is_dir(), reason="../shared/data/train is not present")
-def test_packed_training_set_fits_in_50_mb(tmp_path):
+def test_packed_training_set_fits_in_50_mb(tmp_path, shared):
     """Pack every 50th image (stratified over the three sub-sets) and extrapolate to the whole set."""
-    every = list_images(SHARED / "data" / "train")
+    every = list_images(shared("data/train"))
     subset = tmp_path / "subset"
     subset.mkdir()
     for path in every[::50]:

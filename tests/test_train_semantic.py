@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import save_file
-from test_train_support import one_thread  # noqa: F401 - autouse fixture
 
 from onestep.errors import ConfigError, ModelError
 from onestep.methods.onedc.codeformer import Codeformer, WindowAttention

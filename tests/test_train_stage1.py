@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from test_train_support import REPO, one_thread, tiny_config, write_images  # noqa: F401 - autouse fixture
+from test_train_support import REPO, tiny_config, write_images
 
 from onestep.api import compress, decompress, load_model
 from onestep.autoencoders.space_to_depth import SpaceToDepth

@@ -8,12 +8,7 @@ import math
 import pytest
 import torch
 from safetensors.torch import save_file
-from test_train_support import (  # noqa: F401 - one_thread is an autouse fixture
-    one_thread,
-    save_tiny_teacher,
-    tiny_config,
-    write_images,
-)
+from test_train_support import save_tiny_teacher, tiny_config, write_images
 
 from onestep.errors import ConfigError
 from onestep.train.engine import Trainer

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
+from conftest import SHARED, one_thread  # noqa: F401 - re-exported for the modules that import them here
 from PIL import Image
 from torch import nn
 
@@ -23,7 +23,6 @@ from onestep.generators.conv import ConvGenerator  # noqa: F401 - registers the 
 from onestep.train.config import merge, task_defaults
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO / ".." / "shared"
 FACTOR = 8  # SpaceToDepth factor of the tiny pipelines
 LATENT_CHANNELS = 3 * FACTOR**2
 
@@ -53,15 +52,6 @@ class LatentToyCodec(LatentCodec):
         semantic = self.semantic(nn.functional.avg_pool2d(y_hat, FACTOR))
         tokens = semantic.flatten(2).transpose(1, 2)  # cross-attention context, as OneDC's y_semantic
         return CodecOutput(self.synthesis(y_hat / 4), tokens, bits={"y": bits}, extras={"y_semantic": semantic})
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread on a shared machine (no OpenMP spinning); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_model_config(semantic_dim: int = 32) -> dict[str, Any]:
