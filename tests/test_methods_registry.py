@@ -112,3 +112,9 @@ def test_a_method_from_the_tests_folder_alone_compresses_and_decompresses_throug
     monkeypatch.delenv("PYTHONPATH")
     (refused,) = run_cli([decompress + ["-f"]], threads=1)
     assert refused.status == 1 and "PluginGatedGenerator" in refused.stderr and refused.stderr.count("\n") == 1
+
+
+def test_the_taef2_latent_method_builds_its_architecture():
+    model = get_method("taef2_latent").build("full")
+    assert model.name == "onestep-default" and model.autoencoder.latent_channels == 32
+    assert type(model.codec).__name__ == "LatentHyperpriorCodec" and "z-only" in model.modes

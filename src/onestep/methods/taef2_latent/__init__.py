@@ -11,7 +11,7 @@ from ..registry import Method
 METHOD = Method(
     name="taef2_latent",
     description="TAEF2 latent + FSQ hyperprior + conv generator (small, CPU-trainable)",
-    architectures={"default": "onestep.methods.taef2_latent.model:default_model"},
+    architectures={"full": "onestep.methods.taef2_latent.model:taef2_latent_model"},
     tasks={"stage1": "onestep.train.stage1:TASK"},
-    bench={"default": {"arch": "default", "size": "768x512", "dtypes": "float32", "mode": "normal"}},
+    bench={"full": {"arch": "full", "size": "768x512", "dtypes": "float32", "mode": "normal"}},
 )

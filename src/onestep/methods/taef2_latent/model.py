@@ -1,4 +1,5 @@
-"""The default model: small enough to train and decode on a laptop CPU.
+"""The TAEF2 learned-latent model (the packaged default of v1, `weights/default/`): small enough to train and
+decode on a laptop CPU.
 
     image -> TAEF2 encoder (frozen) -> LatentHyperpriorCodec -> stream
     stream -> LatentHyperpriorCodec -> ConvGenerator (one call) -> TAEF2 decoder (sub-pixel head) -> image
@@ -22,7 +23,7 @@ from ..pipeline import OneStepPipeline
 DEFAULT_NAME = "onestep-default"
 
 
-def default_model(
+def taef2_latent_model(
     taef2_dir: str | os.PathLike[str] | None = None,
     y_channels: int = 64,
     channels: int = 128,
@@ -32,7 +33,7 @@ def default_model(
     decoder_head: str = "light",
     name: str = DEFAULT_NAME,
 ) -> OneStepPipeline:
-    """Build the default architecture; with `taef2_dir` (holding the released TAEF2 files) the autoencoder
+    """Build the architecture; with `taef2_dir` (holding the released TAEF2 files) the autoencoder
     starts from the pretrained weights, otherwise everything is random (tests)."""
     if taef2_dir is None:
         autoencoder = TAEF2(decoder_head=decoder_head)
