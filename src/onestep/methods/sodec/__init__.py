@@ -28,6 +28,18 @@ METHOD = Method(
         "full": "onestep.methods.sodec.model:sodec_full",
         "tiny": "onestep.methods.sodec.model:sodec_tiny",
     },
+    tasks={
+        "stage1": "onestep.methods.sodec.training:STAGE1",
+        "stage2": "onestep.methods.sodec.training:STAGE2",
+        "stage3": "onestep.methods.sodec.training:STAGE3",
+        "finetune": "onestep.methods.sodec.training:FINETUNE",
+    },
+    configs={
+        "stage1": "configs/stage1.yaml",
+        "stage2": "configs/stage2.yaml",
+        **{f"stage3-r{i}": f"configs/stage3-r{i}.yaml" for i in range(1, 5)},
+        **{f"finetune-r{i}": f"configs/finetune-r{i}.yaml" for i in range(1, 5)},
+    },
     bench={
         "full": {"arch": "full", "size": "768x512", "dtypes": "float32,bfloat16", "mode": "normal"},
         "tiny": {"arch": "tiny", "size": "256x256", "dtypes": "float32", "mode": "normal"},
