@@ -47,6 +47,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
     if name == "compress":
         parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged default model)")
+        parser.add_argument(
+            "--to", choices=("osc", "onedc-bin"), default="osc", help="output format (onedc-bin: the OneDC reference's)"
+        )
         parser.add_argument("--mode", default="normal", help="the model's coding mode (e.g. z-only)")
         rate = parser.add_mutually_exclusive_group()
         rate.add_argument("--quality", type=int, metavar="N", help="rate setting of models with rate control")
@@ -58,6 +61,9 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
     else:
         parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged model the file names)")
+        parser.add_argument(
+            "--from", dest="source_format", choices=("osc", "onedc-bin"), default="osc", help="input format"
+        )
         parser.add_argument("--preview", action="store_true", help="the model's fast preview decode (SODEC)")
     parser.add_argument("--tile-size", type=int, metavar="PX", help="decoder tile side in pixels (less = less memory)")
     parser.add_argument("--threads", type=int, metavar="N", help="number of CPU threads for torch")
@@ -246,7 +252,10 @@ def _compress(args: argparse.Namespace) -> int:
     from ..images import IMAGE_SUFFIXES
 
     files, several = expand_inputs(args.inputs, IMAGE_SUFFIXES, ImageError)
-    pairs = plan_outputs(files, several, args.output, STREAM_SUFFIX)
+    to_bin = args.to == "onedc-bin"
+    if to_bin and (args.mode != "normal" or args.quality is not None or args.bpp is not None):
+        raise ConfigError("--to onedc-bin writes the reference's normal mode: no --mode, --quality or --bpp")
+    pairs = plan_outputs(files, several, args.output, ".bin" if to_bin else STREAM_SUFFIX)
     previews: dict[Path, Path] = {}
     if args.reconstruction is not None:
         previews = dict(plan_outputs(files, several, args.reconstruction, ".png", "--reconstruction"))
@@ -254,6 +263,14 @@ def _compress(args: argparse.Namespace) -> int:
         if clashes:
             raise ConfigError(f"-o and --reconstruction both name {sorted(clashes)[0]}")
     model = api.load_model(args.model)
+    if to_bin:
+        from ..methods.onedc.bin_format import compress_bin_file
+
+        def write_bin(source: Path, destination: Path) -> str:
+            info = compress_bin_file(model, source, destination, previews.get(source), overwrite=args.force)
+            return f"{source} -> {destination}: {info['bytes']} bytes, {info['bpp']:.5f} bpp"
+
+        return process_all("compress", pairs, write_bin)
     if args.mode not in model.modes:
         raise ConfigError(f"model {model.name!r} has no mode {args.mode!r} (it has: {', '.join(model.modes)})")
     if args.bpp is not None and args.bpp <= 0:
@@ -284,9 +301,20 @@ def _compress(args: argparse.Namespace) -> int:
 def _decompress(args: argparse.Namespace) -> int:
     from .. import api  # imports torch, which `--help` does not need
 
-    files, several = expand_inputs(args.inputs, (STREAM_SUFFIX,), StreamError)
+    from_bin = args.source_format == "onedc-bin"
+    if from_bin and args.model is None:
+        raise ConfigError("--from onedc-bin needs --model: a .bin file does not name the model that made it")
+    files, several = expand_inputs(args.inputs, (".bin",) if from_bin else (STREAM_SUFFIX,), StreamError)
     pairs = plan_outputs(files, several, args.output, ".png")
     model = api.load_model(args.model) if args.model is not None else None
+    if from_bin:
+        from ..methods.onedc.bin_format import decompress_bin_file
+
+        def read_bin(source: Path, destination: Path) -> str:
+            info = decompress_bin_file(model, source, destination, overwrite=args.force, decode_tile=args.tile_size)
+            return f"{source} -> {destination}: {info['width']}x{info['height']}, {info['bpp']:.5f} bpp"
+
+        return process_all("decompress", pairs, read_bin)
 
     def step(source: Path, destination: Path) -> str:
         info = api.decompress_file(

@@ -7,7 +7,9 @@ cross-attention tokens.
     y_hat, semantic map -> decoder -> features (/8)
 
 Training, streams and modes come from `FSQHyperpriorCodec`: "normal" sends z and y; "z-only" (the
-reference's extreme-low-rate variant, §5.12) sends z only, and y_hat is the prior's predicted means.
+reference's extreme-low-rate variant, §5.12) sends z only, and y_hat is the prior's predicted means;
+"reference-rans" is "normal" with y coded by the reference's own coder (`reference_coder.py`): the y
+stream of its `.bin` files (`bin_format.py`).
 The entropy-parameter path (hyper_decoder and prior) runs in float32 outside autocast so that streams
 decode bit-exactly.
 """
@@ -17,14 +19,17 @@ from __future__ import annotations
 import torch
 
 from ...codecs.base import CodecOutput
-from ...codecs.fsq_hyperprior import FSQHyperpriorCodec
+from ...codecs.fsq_hyperprior import SECTIONS, FSQHyperpriorCodec, section_bits
 from ...codecs.hyperprior import HyperDecoder, HyperEncoder
 from ...codecs.spatial_prior import FourPassPrior
 from ...entropy.fsq import FSQ
-from ...errors import ConfigError
+from ...errors import ConfigError, StreamError
 from .decoder import OneDCDecoder
 from .encoder import PATCH_SIZE, UNET_LEVELS, OneDCEncoder
+from .reference_coder import with_reference_coder
 from .semantic import SemanticAdaptor, to_tokens
+
+REFERENCE_MODE = "reference-rans"
 
 
 class OneDCCodec(FSQHyperpriorCodec):
@@ -32,6 +37,7 @@ class OneDCCodec(FSQHyperpriorCodec):
     `tiny()` a small one for tests."""
 
     pad_multiple = PATCH_SIZE * 2**UNET_LEVELS
+    modes = (*SECTIONS, REFERENCE_MODE)
 
     def __init__(
         self,
@@ -104,6 +110,40 @@ class OneDCCodec(FSQHyperpriorCodec):
     def pad_mode(self, mode: str) -> str:
         """The reference pads with `replicate` in normal mode and with `reflect` in its z-only inference."""
         return "reflect" if mode == "z-only" else "replicate"
+
+    # --- the reference's y coder: "normal" with another coder for the prior's stream ------------------
+
+    def _compress(
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str, quality: int | None
+    ) -> tuple[dict[str, bytes], torch.Tensor, torch.Tensor]:
+        if mode != REFERENCE_MODE:
+            return super()._compress(image, latent, mode, quality)
+        if quality is not None:
+            raise ConfigError(f"{type(self).__name__} has no rate control (quality {quality} was asked for)")
+        if latent.shape[0] != 1:
+            raise ValueError(f"compress codes one image at a time, got a batch of {latent.shape[0]}")
+        y, z = self.analyse(image, latent)
+        z_bytes, z_hat = self.fsq.compress(z)
+        feature, side = self._entropy_feature(z_hat)
+        y_bytes, y_hat = with_reference_coder(self.prior).method("compress")(y, feature=feature)
+        return {"z": z_bytes, "y": y_bytes}, y_hat, side
+
+    @torch.no_grad()
+    def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
+        if mode != REFERENCE_MODE:
+            return super().decompress(sections, padded_size, mode)
+        self._check_sections(sections, "normal")
+        height, width = padded_size
+        if height <= 0 or width <= 0 or height % self.pad_multiple or width % self.pad_multiple:
+            raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
+        z_shape = (1, self.fsq.channels, height // self.pad_multiple, width // self.pad_multiple)
+        z_hat = self.fsq.decompress(sections["z"], z_shape).to(next(self.parameters()).device)
+        feature, side = self._entropy_feature(z_hat)
+        y_shape = (1, self.prior.channels, *feature.shape[-2:])
+        y_hat = with_reference_coder(self.prior).method("decompress")(sections["y"], y_shape, feature=feature)
+        out = self.synthesize(y_hat, side)
+        out.bits = section_bits(sections, y_hat.device)
+        return out
 
     # --- the three pieces the FSQ-hyperprior stream logic needs ---------------------------------------
 
