@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from .bitstream import ContainerHeader, EncodedImage, read_container, write_container
 from .bitstream import describe as describe
@@ -30,10 +31,10 @@ from .errors import ConfigError, ImageError, ModelError, StreamError
 from .files import write_atomic_group
 from .images import encode_png, read_image
 from .methods.pipeline import OneStepPipeline
-from .modeling import CONFIG_NAME, WEIGHTS_NAME, read_json, stored_fingerprint
+from .modeling import CONFIG_NAME, WEIGHTS_NAME, read_json, state_dict_fingerprint, stored_fingerprint
 
 WEIGHTS_FOLDER = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "default"  # the folder under weights/ that `load_model()` loads
+DEFAULT_MODEL = "onestep-default-1.1"  # the folder under weights/ that `load_model()` loads
 VALUE_RANGES = ((0, 1), (-1, 1), (0, 255))
 
 
@@ -53,7 +54,9 @@ def packaged_models() -> dict[tuple[str, bytes], Path]:
         if not (config.is_file() and weights.is_file()):
             continue
         name, fingerprint = read_json(config).get("name"), stored_fingerprint(weights)
-        if isinstance(name, str) and fingerprint is not None:
+        if fingerprint is None:  # written before fingerprints were stored: hash it (packaged models are small)
+            fingerprint = state_dict_fingerprint(load_file(str(weights)))
+        if isinstance(name, str):
             found[(name, fingerprint)] = folder
     return found
 

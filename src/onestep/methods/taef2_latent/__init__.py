@@ -1,4 +1,4 @@
-"""The TAEF2 learned-latent model (the first packaged default, `weights/default/`): frozen TAEF2 encoder,
+"""The TAEF2 learned-latent model (the first packaged default, `weights/onestep-default-1.1/`): frozen TAEF2 encoder,
 `LatentHyperpriorCodec`, a small conv generator and TAEF2's decoder with the light head. See `model.py`.
 
 Nothing here imports torch: the registry reads `METHOD` without building anything.

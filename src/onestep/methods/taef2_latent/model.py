@@ -1,4 +1,4 @@
-"""The TAEF2 learned-latent model (the packaged default of v1, `weights/default/`): small enough to train and
+"""The TAEF2 learned-latent model (the packaged default of v1, `weights/onestep-default-1.1/`): small enough to train and
 decode on a laptop CPU.
 
     image -> TAEF2 encoder (frozen) -> LatentHyperpriorCodec -> stream
