@@ -122,7 +122,7 @@ class OneStepPipeline(ModelMixin):
         name: str = "onestep",
         max_pixels: int = 1 << 27,
         conditioner: Conditioner | None = None,
-        encode_tile: int = 2048,
+        encode_tile: int = 1024,
         decode_tile: int = 1024,
         tile_halo: int = 64,
         tile_blend: int = 32,
