@@ -166,3 +166,16 @@ def test_generator_side_adversarial_loss_reaches_the_generator():
     grads = [p.grad for p in pipeline.generator.control.parameters() if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
     assert all(p.grad is None for p in discriminator.parameters())
+
+
+def test_stream_without_a_seed_is_refused(tiny):
+    from onestep.errors import StreamError
+
+    image = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    encoded = tiny.compress(image)
+    for sections in (
+        {k: v for k, v in encoded.sections.items() if k != SEED_SECTION},
+        {**encoded.sections, "seed": b"\x01"},
+    ):
+        with pytest.raises(StreamError, match="no 4-byte seed section"):
+            tiny.decompress(type(encoded)(sections, encoded.height, encoded.width, encoded.mode))
