@@ -4,7 +4,7 @@
     OneDCCodec    (y at /16 with the 4-pass prior, FSQ z at /64, semantic tokens; modes "normal" and "z-only")
     OneStepUNet   (SD1.5 UNet on the codec's 320-channel features, t = 999, LoRA r64 / alpha 8)
 
-`onedc_full()` is the released architecture (random weights; `onestep import-onedc` fills in the released
+`onedc_full()` is the released architecture (random weights; `onestep import onedc` fills in the released
 ones); `onedc_tiny()` keeps every structural feature at test size (about 3.7M parameters).
 """
 
