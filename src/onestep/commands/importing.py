@@ -32,4 +32,3 @@ def run(name: str, args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog=f"onestep import {method.name}", description=method.description)
     importer.add_arguments(method.name, parser)
     return int(importer.run(method.name, parser.parse_args(args.arguments)) or 0)
-

@@ -1,5 +1,5 @@
-"""The TAEF2 learned-latent model (the packaged default of v1, `weights/onestep-default-1.1/`): small enough to train and
-decode on a laptop CPU.
+"""The TAEF2 learned-latent model (the packaged default of v1, `weights/onestep-default-1.1/`): small enough
+to train and decode on a laptop CPU.
 
     image -> TAEF2 encoder (frozen) -> LatentHyperpriorCodec -> stream
     stream -> LatentHyperpriorCodec -> ConvGenerator (one call) -> TAEF2 decoder (sub-pixel head) -> image
