@@ -59,6 +59,7 @@ def test_small_and_odd_sized_images():
     image = _image(37, 53)
     score = Ssimulacra2().score(image, _jpeg(image, 40))
     assert np.isfinite(score) and score < 100
+    assert np.isnan(Ssimulacra2().score(_image(7, 20), _image(7, 20)))
 
 
 @pytest.fixture(scope="module")

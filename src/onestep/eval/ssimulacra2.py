@@ -131,7 +131,8 @@ class _Scale:
 
 
 class Ssimulacra2:
-    """score(reference, distorted) on 3 x H x W uint8 tensors; `prepare` keeps the reference's pyramid."""
+    """score(reference, distorted) on 3 x H x W uint8 tensors; `prepare` keeps the reference's pyramid.
+    NaN for images under 8 x 8 pixels, which the reference tool refuses."""
 
     def __init__(self, device: str = "cpu"):
         self.device = device
@@ -166,6 +167,8 @@ class Ssimulacra2:
             ratio = (1.0 + (xyb - mu2).abs()) / (1.0 + (ref.xyb - mu1).abs()) - 1.0
             ringing, blurring = _norms(ratio.clamp_min(0)), _norms((-ratio).clamp_min(0))
             terms.append((ssim, ringing, blurring))
+        if not terms:  # the reference tool refuses images under 8 x 8 pixels
+            return math.nan
         weights = iter(WEIGHTS)
         for channel in range(3):
             for ssim, ringing, blurring in terms:
