@@ -122,3 +122,13 @@ def test_preview_refused_by_models_without_one() -> None:
     encoded = pipeline.compress(torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8))
     with pytest.raises(ModelError, match="no preview"):
         pipeline.decompress(encoded, preview=True)
+
+
+def test_small_is_the_same_structure_on_pixel_blocks() -> None:
+    pipeline = build_pipeline("sodec", "small")
+    counts = part_parameters(pipeline)
+    assert counts["D_m"] == 0 and counts["LoRA"] == 0  # SpaceToDepth; the small UNet trains in full
+    assert sum(counts.values()) == pipeline.num_parameters() < 20e6
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    out = pipeline(image)
+    assert out.latent_hat.shape == (1, 192, 8, 8) and out.reconstruction.shape == image.shape

@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per phase (the median is kept)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed runs before timing (use 1+ on GPU)")
     parser.add_argument("--mode", help="codec mode to time (default: the preset's, else normal)")
+    parser.add_argument("--preview", action="store_true", help="time the model's preview decode (SODEC)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", help="free text stored in the JSON")
     parser.add_argument("-o", "--output", type=Path, help="write the JSON here (it is always printed)")
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         on_progress=save,
         model_dir=args.model,
         image_path=args.image,
+        preview=args.preview,
     )
     print(json.dumps(report, indent=2))
     return 0
@@ -142,6 +144,7 @@ def bench_pipeline(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     model_dir: str | None = None,
     image_path: str | None = None,
+    preview: bool = False,
 ) -> dict[str, Any]:
     """Time `method`'s architecture `arch` built with `kwargs` (random weights), or the model in `model_dir`."""
     device_type = torch.device(device).type
@@ -178,6 +181,7 @@ def bench_pipeline(
         "weights": str(model_dir) if model_dir is not None else "random",
         "image_file": image_path,
         "mode": mode,
+        "preview": preview,
         "image": {"width": width, "height": height},
         "device": device,
         "device_name": torch.cuda.get_device_name(device) if device_type == "cuda" else None,
@@ -195,7 +199,9 @@ def bench_pipeline(
     }
     reconstructions = {}
     for name in dtypes:
-        report["runs"][name], reconstructions[name] = _bench_dtype(model, image, mode, DTYPES[name], repeats, warmup)
+        report["runs"][name], reconstructions[name] = _bench_dtype(
+            model, image, mode, DTYPES[name], repeats, warmup, preview
+        )
         if "float32" in reconstructions:
             diff = (reconstructions[name].int() - reconstructions["float32"].int()).abs()
             report["runs"][name]["max_abs_diff_vs_float32"] = int(diff.max())
@@ -207,7 +213,13 @@ def bench_pipeline(
 
 
 def _bench_dtype(
-    model: OneStepPipeline, image: torch.Tensor, mode: str, dtype: torch.dtype, repeats: int, warmup: int
+    model: OneStepPipeline,
+    image: torch.Tensor,
+    mode: str,
+    dtype: torch.dtype,
+    repeats: int,
+    warmup: int,
+    preview: bool = False,
 ) -> tuple[dict[str, Any], torch.Tensor]:
     device = next(model.parameters()).device
 
@@ -220,7 +232,7 @@ def _bench_dtype(
 
     def decode() -> torch.Tensor:
         with autocast():
-            return model.decompress(encoded)
+            return model.decompress(encoded, preview=preview)
 
     for _ in range(warmup):
         encoded = encode()

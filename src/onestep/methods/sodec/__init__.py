@@ -27,6 +27,7 @@ METHOD = Method(
     architectures={
         "full": "onestep.methods.sodec.model:sodec_full",
         "tiny": "onestep.methods.sodec.model:sodec_tiny",
+        "small": "onestep.methods.sodec.model:sodec_small",
     },
     tasks={
         "stage1": "onestep.methods.sodec.training:STAGE1",
@@ -37,11 +38,14 @@ METHOD = Method(
     configs={
         "stage1": "configs/stage1.yaml",
         "stage2": "configs/stage2.yaml",
+        "small-stage1": "configs/small-stage1.yaml",
+        "small-stage2": "configs/small-stage2.yaml",
         **{f"stage3-r{i}": f"configs/stage3-r{i}.yaml" for i in range(1, 5)},
         **{f"finetune-r{i}": f"configs/finetune-r{i}.yaml" for i in range(1, 5)},
     },
     bench={
         "full": {"arch": "full", "size": "768x512", "dtypes": "float32,bfloat16", "mode": "normal"},
+        "small": {"arch": "small", "size": "768x512", "dtypes": "float32", "mode": "normal"},
         "tiny": {"arch": "tiny", "size": "256x256", "dtypes": "float32", "mode": "normal"},
     },
 )

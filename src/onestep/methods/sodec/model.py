@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ...autoencoders.kl import KLAutoencoder
+from ...autoencoders.space_to_depth import SpaceToDepth
 from ...generators.unet import OneStepUNet
 from ..osdiff.sd21 import SD21_UNET, TINY_UNET
 from ..pipeline import OneStepPipeline
@@ -91,6 +92,35 @@ def sodec_tiny(name: str = f"{NAME}-tiny", lora_rank: int = 4, guidance: str = "
     return OneStepPipeline(autoencoder, codec, generator, name=name, conditioner=conditioner)
 
 
+# `small`: trainable on a CPU in an hour, for the guidance ablation (`ablation.py`). Such a machine has no SD
+# weights, and even the smallest pretrained decoder (TAEF2) costs more than the rest of a training step together,
+# so D_m is the exact, parameter-free SpaceToDepth(8): the UNet predicts the image's 8 x 8 pixel blocks
+# (192 channels at /8) in one call at t = 999 with x0 from epsilon, a small SD-layout UNet trained in full.
+SMALL_UNET: dict[str, Any] = {
+    "block_out_channels": [64, 128, 128],
+    "layers_per_block": 1,
+    "norm_num_groups": 16,
+    "cross_attention_dim": 64,
+    "attention_head_dim": [2, 4, 4],
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "out_channels": 192,
+}
+
+
+def sodec_small(name: str = f"{NAME}-small", guidance: str = "fidelity") -> OneStepPipeline:
+    """About 13M parameters; F is ImageNet EfficientNet-Lite0 (its weights loaded by the training task)."""
+    widths = (8, 16, 32, 64, 128)
+    codec = SODECCodec(
+        encoder_widths=widths, y_channels=64, z_channels=64, w_channels=64, transform_width=64, latent_channels=192
+    )
+    conditioner = FidelityGuidance(
+        y_channels=64, widths=widths, residual_blocks=3, input_size=128, context_dim=64, heads=4, guidance=guidance
+    )
+    generator = OneStepUNet(unet=SMALL_UNET, feature_channels=192, x_t="features", lora_rank=0)
+    return OneStepPipeline(SpaceToDepth(8), codec, generator, name=name, conditioner=conditioner)
+
+
 def part_parameters(pipeline: OneStepPipeline) -> dict[str, int]:
     """Parameter counts of SODEC's parts, by the paper's names."""
     codec, guidance, unet = pipeline.codec, pipeline.conditioner, pipeline.generator
@@ -115,4 +145,8 @@ def part_parameters(pipeline: OneStepPipeline) -> dict[str, int]:
     }
 
 
-ARCHITECTURES: dict[str, Callable[..., OneStepPipeline]] = {"full": sodec_full, "tiny": sodec_tiny}
+ARCHITECTURES: dict[str, Callable[..., OneStepPipeline]] = {
+    "full": sodec_full,
+    "tiny": sodec_tiny,
+    "small": sodec_small,
+}

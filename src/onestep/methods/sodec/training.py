@@ -52,6 +52,7 @@ SECTION: dict[str, Any] = {
     # each (from `begin`), finetune uses end
     "rate": {"start": 0.5, "end": 8.0, "levels": 4, "steps_per_level": 20000, "begin": 0},
     "aux_lr": 1.0e-3,
+    "unet": "lora",  # lora: the UNet trains through its adapters; full: all of it (a UNet without a pretrained base)
     "backbone_weights": "auto",  # auto: F's published weights if found (EfficientNet-Lite0); none; or a path
     "gan": {
         "weight": 0.15,  # HiFiC's beta
@@ -127,9 +128,11 @@ class SODECTraining(nn.Module):
             except ModelError:
                 if weights != "auto":
                     raise
+        parts = TRAINED[stage]
+        if self.settings["unet"] == "full" and stage != "stage1":
+            parts = (*parts, "generator.")
         for name, p in pipeline.named_parameters():
-            p.requires_grad_(any(part in name if part.startswith(".") else name.startswith(part)
-                                 for part in TRAINED[stage]))  # fmt: skip
+            p.requires_grad_(any(part in name if part.startswith(".") else name.startswith(part) for part in parts))
         self.discriminator: nn.Module | None = None
         self._encoder: list[nn.Module] = []  # a list keeps the frozen encoder out of parameters and checkpoints
         if stage == "finetune":
@@ -248,6 +251,8 @@ def _check(config: dict[str, Any]) -> None:
         raise ConfigError("sodec.rate: 0 < start <= end (lambda rises from start to end)")
     if rate["levels"] < 1 or rate["steps_per_level"] < 1:
         raise ConfigError("sodec.rate.levels and steps_per_level must be >= 1")
+    if settings["unet"] not in ("lora", "full"):
+        raise ConfigError("sodec.unet must be lora or full")
     if settings["gan"]["discriminator"] not in DISCRIMINATORS:
         raise ConfigError(f"sodec.gan.discriminator must be one of {', '.join(DISCRIMINATORS)}")
 
