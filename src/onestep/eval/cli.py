@@ -222,8 +222,15 @@ def run(name: str, args: argparse.Namespace) -> int:
 
 def _print_bd(table: dict[str, Any], anchor: str, labels: dict[str, str]) -> None:
     codecs = [c for c in labels if c != anchor]
-    print(f"BD-rate (%) against {labels[anchor]} (n/a: see bd-rate.json's why_not):")
+    print(f"BD-rate (%) against {labels[anchor]}:")
     print(f"  {'metric':<18}" + "".join(f"{labels[c]:>12}" for c in codecs))
     for key, row in table.items():
         cells = ["n/a" if row[c].value is None else f"{row[c].value:+.1f}" for c in codecs]
         print(f"  {key:<18}" + "".join(f"{cell:>12}" for cell in cells))
+    reasons: dict[tuple[str, str], list[str]] = {}  # (codec, reason) -> metrics
+    for key, row in table.items():
+        for c in codecs:
+            if row[c].reason:
+                reasons.setdefault((c, row[c].reason), []).append(key)
+    for (c, reason), keys in reasons.items():
+        print(f"  n/a for {labels[c]} ({', '.join(keys)}): {reason}")

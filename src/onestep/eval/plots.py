@@ -39,7 +39,8 @@ def plot_metric(
     axes.set_xscale("log")
     axes.set_xlabel("bits per pixel")
     short, _, detail = info.label.partition(" (")
-    axes.set_ylabel(f"{short} {'↑' if info.higher_is_better else '↓'}")
+    unit = f" ({detail}" if detail and len(detail) <= 8 else ""  # a unit such as "dB)", not a description
+    axes.set_ylabel(f"{short}{unit} {'↑ better' if info.higher_is_better else '↓ better'}")
     axes.set_title(f"{title}\n{info.label}" if detail else title, fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
