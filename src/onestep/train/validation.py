@@ -50,7 +50,7 @@ def validate(
         x = to_tensor(image)[None].to(device)
         h, w = x.shape[-2:]
         with autocast() if autocast is not None else contextlib.nullcontext():
-            out = pipeline(pad_image(x, pipeline.pad_multiple))
+            out = pipeline(pad_image(x, pipeline.pad_multiple, pipeline.codec.pad_mode("normal")))
         reconstruction = out.reconstruction[..., :h, :w].float().clamp(-1, 1)
         metrics = {
             "bpp": float(out.codec.total_bits().sum()) / (h * w),
