@@ -132,3 +132,31 @@ def test_small_is_the_same_structure_on_pixel_blocks() -> None:
     image = torch.rand(1, 3, 64, 64) * 2 - 1
     out = pipeline(image)
     assert out.latent_hat.shape == (1, 192, 8, 8) and out.reconstruction.shape == image.shape
+
+
+def test_openclip_backbone_reads_a_folder_of_visual_weights(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from onestep.methods.sodec.guidance import FidelityGuidance, OpenCLIPVisionTower
+
+    options = {"width": 32, "layers": 2, "heads": 2, "patch": 8, "image_size": 32}
+    source = OpenCLIPVisionTower(**options)
+    for p in source.parameters():
+        torch.nn.init.normal_(p)
+    state = {f"visual.{k}": v for k, v in source.state_dict().items()}
+    state["visual.proj"] = torch.zeros(32, 16)  # the pooled projection and the text tower are not read
+    state["token_embedding.weight"] = torch.zeros(10, 32)
+    save_file(state, str(tmp_path / "open_clip_model.safetensors"))
+    guidance = FidelityGuidance(
+        y_channels=16, widths=(8, 8, 16, 16, 32), residual_blocks=1, backbone="openclip-vit",
+        backbone_options=options, input_size=32, context_dim=24, heads=4,
+    )  # fmt: skip
+    guidance.backbone.load_pretrained(str(tmp_path))
+    assert all(torch.equal(a, b) for a, b in zip(guidance.backbone.state_dict().values(), source.state_dict().values()))
+    tokens = guidance.backbone(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert tokens.shape == (2, 17, 32)  # the class token + a 4 x 4 patch grid
+    with pytest.raises(ModelError, match="does not exist"):
+        guidance.backbone.load_pretrained(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="holds none"):
+        guidance.backbone.load_pretrained(str(tmp_path / "empty"))

@@ -91,6 +91,8 @@ class OpenCLIPVisionTower(nn.Module):
         if path is None:
             raise ModelError("the openclip-vit backbone needs the folder of its weights (backbone_weights)")
         file = Path(path)
+        if not file.exists():
+            raise ModelError(f"{path} does not exist (expected an OpenCLIP folder or weights file)")
         if file.is_dir():
             found = [file / name for name in OPENCLIP_FILES if (file / name).is_file()]
             if not found:
