@@ -8,15 +8,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from codec_testing import LatentCodecContract
 from PIL import Image
 from tiny import run_cli, tiny_pipeline
 
 from onestep.errors import ModelError
 from onestep.methods.pipeline import OneStepPipeline, pad_image, to_uint8
 from onestep.methods.registry import build_pipeline
-from onestep.methods.sodec.codec import Y_HAT
+from onestep.methods.sodec.codec import Y_HAT, SODECCodec
 from onestep.methods.sodec.guidance import FIDELITY_IMAGE
 from onestep.methods.sodec.model import part_parameters, sodec_tiny
+
+
+class TestSODECCodecContract(LatentCodecContract):
+    """The codec reads the image (the latent is ignored): streams, determinism, save/load, refusals."""
+
+    sizes = ((64, 64), (64, 128))
+
+    def make_codec(self) -> SODECCodec:
+        return SODECCodec.tiny()
+
+    def expected_features_shape(self, batch: int, height: int, width: int) -> tuple[int, ...]:
+        return (batch, 4, height // 8, width // 8)
 
 
 def test_full_builds_on_meta_with_the_papers_shapes() -> None:
