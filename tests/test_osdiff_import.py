@@ -53,6 +53,7 @@ def _write_release(folder: Path, pipeline: OneStepPipeline, text: TextTower) -> 
     lightning["preprocess_model.f_c.0.weight"] = torch.randn(16, 8, 5, 5)
     lightning["preprocess_model.entropy_bottleneck._quantized_cdf"] = torch.zeros(16, 40, dtype=torch.int32)
     lightning["preprocess_model.gaussian_conditional.scale_table"] = torch.rand(64)
+    lightning["preprocess_model.entropy_bottleneck.likelihood_lower_bound.bound"] = torch.tensor([1e-9])
     discriminator = discriminator_for(pipeline.generator)
     lightning.update({f"guidance_model.{discriminator_key(k)}": v for k, v in discriminator.state_dict().items()})
     sd_path, lightning_path = folder / "v2-1_512-ema-pruned.ckpt", folder / "lambda_1.ckpt"

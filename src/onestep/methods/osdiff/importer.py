@@ -16,6 +16,7 @@ before anything is written; the checkpoint's other keys must be ones we know to 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Callable
@@ -33,10 +34,12 @@ from .text import empty_prompt_embedding
 
 TEXT_PREFIX = "cond_stage_model.model."
 SCALE_LIST = "control_model.scale_list"
+LIKELIHOOD_BOUND = "preprocess_model.entropy_bottleneck.likelihood_lower_bound.bound"
 SHOWN = 4
 _LEFT_OUT = re.compile(
     r"preprocess_model\.(hyper_enc\.(sft_feature|h_a1\.|h_a4\.|h_a7\.|h_a8\.)|f_c\.)"  # dead layers
-    r"|preprocess_model\.(entropy_bottleneck\.(_offset|_quantized_cdf|_cdf_length)|gaussian_conditional\.)"  # coder
+    r"|preprocess_model\.(entropy_bottleneck\.(_offset|_quantized_cdf|_cdf_length|likelihood_lower_bound\.)"
+    r"|gaussian_conditional\.)"  # CompressAI's coder state
     r"|guidance_model\.|model_ema\.|[^.]+$"  # the discriminator, EMA bookkeeping, ldm's schedule buffers
 )
 
@@ -127,6 +130,13 @@ def import_osdiff(
     if problems:
         raise ModelError(
             f"{sd_checkpoint} + {osdiff_checkpoint} are not an OSDiff release ({arch}): " + "; ".join(problems)
+        )
+    bound = merged.get(LIKELIHOOD_BOUND)
+    if bound is not None and not math.isclose(
+        float(bound.reshape(-1)[0]), pipeline.codec.z_model.likelihood_bound, rel_tol=1e-6
+    ):
+        raise ModelError(
+            f"{LIKELIHOOD_BOUND} is {float(bound.reshape(-1)[0])}, ours is {pipeline.codec.z_model.likelihood_bound}"
         )
     scales = merged[SCALE_LIST].float()
     injections = 2 * len(pipeline.generator.control.enc_zero_convs) + 1
