@@ -1,7 +1,7 @@
 """`onestep eval`: run our models and baseline codecs over an image folder and write a report.
 
     onestep eval -o results/baselines-kodak                       # all baselines, BD-rates against AVIF
-    onestep eval --model onedc=models/onedc-lo,models/onedc-hi --baselines avif,jpeg -o results/onedc
+    onestep eval --model mine=models/mine-lo,models/mine-hi --baselines avif,jpeg -o results/mine
 
 Writes into the output folder: `<codec>.json` (CompressAI format) and `<codec>.csv` per codec,
 `bd-rate.json`/`.csv`, `matched-rate.json`, `rd-<metric>.png` per metric, `summary.json` and

@@ -2,7 +2,7 @@
 by a named protocol from the papers (PROTOCOLS):
 
 - `kodak`: the images as they are (Kodak: 24 images of 768 x 512 in either orientation);
-- `clic2020`: as the CLIC2020 evaluations of HiFiC, MS-ILLM and OneDC: the short side resized to 768
+- `clic2020`: as the CLIC2020 evaluations of HiFiC, MS-ILLM and one-step diffusion codecs: the short side resized to 768
   (bicubic, antialiased), then the centre 768 x 768 crop;
 - `full`: full images of any size, as they are.
 """

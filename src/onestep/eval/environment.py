@@ -53,10 +53,10 @@ def machine(device: str, threads: int) -> dict[str, Any]:
 
 
 def patch_protocol() -> dict[str, Any]:
-    """The FID/256 patch settings of FD-ENL0, FID and KID (OneDC's evaluation)."""
+    """The FID/256 patch settings of FD-ENL0, FID and KID (as the one-step diffusion codecs' evaluations)."""
     return {
         "patch_size": PATCH_SIZE,
         "shift": PATCH_SIZE // SPLIT,
         "description": f"non-overlapping {PATCH_SIZE}-px patches, plus a second pass shifted by "
-        f"{PATCH_SIZE // SPLIT} px (Mentzer et al. 2020, as OneDC)",
+        f"{PATCH_SIZE // SPLIT} px (Mentzer et al. 2020)",
     }
