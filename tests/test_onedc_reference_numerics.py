@@ -64,6 +64,7 @@ def test_padding_modes_are_the_reference_ones():
     codec = OneDCCodec.tiny()
     assert codec.pad_mode("normal") == "replicate"  # §1: right/bottom replicate
     assert codec.pad_mode("z-only") == "reflect"  # §5.12: the z-only inference reflects
+    assert codec.pad_mode("reference-rans") == "replicate"  # the .bin files: the reference's encode
 
 
 def test_z_only_streams_are_made_from_the_reflected_image():
@@ -71,7 +72,7 @@ def test_z_only_streams_are_made_from_the_reflected_image():
     model = onedc_tiny(lora_rank=0).eval()
     image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)  # not a multiple of 64 either way
     x = image.float()[None] / 127.5 - 1
-    for mode, pad in (("normal", "replicate"), ("z-only", "reflect")):
+    for mode, pad in (("normal", "replicate"), ("z-only", "reflect"), ("reference-rans", "replicate")):
         padded = F.pad(x, (0, 128 - 70, 0, 64 - 50), mode=pad)
         assert torch.equal(pad_image(x, 64, model.codec.pad_mode(mode)), padded)
         with torch.no_grad():
