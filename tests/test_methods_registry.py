@@ -118,3 +118,21 @@ def test_the_taef2_latent_method_builds_its_architecture():
     model = get_method("taef2_latent").build("full")
     assert model.name == "onestep-default" and model.autoencoder.latent_channels == 32
     assert type(model.codec).__name__ == "LatentHyperpriorCodec" and "z-only" in model.modes
+
+
+def test_stream_formats_come_from_the_methods():
+    from onestep.methods.registry import stream_formats
+
+    formats = stream_formats()
+    assert formats["onedc-bin"] == "onestep.methods.onedc.bin_format"
+    for name, reference in formats.items():
+        module = resolve(reference)
+        assert module.SUFFIX.startswith(".") and module.DESCRIPTION, name
+        assert callable(module.compress_file) and callable(module.decompress_file), name
+    clash = Method("tmp-clash", "test", architectures={"tiny": "tiny:tiny_pipeline"}, stream_formats={"onedc-bin": "x"})
+    try:
+        register_method(clash)
+        with pytest.raises(ConfigError, match="two methods register the stream format 'onedc-bin'"):
+            stream_formats()
+    finally:
+        unregister_method("tmp-clash")

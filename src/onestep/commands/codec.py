@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError, ImageError, OneStepError, StreamError
 from ..files import describe_os_error
+from ..methods.registry import resolve, stream_formats
 
 STREAM_SUFFIX = ".osc"
 OUTPUT_SUFFIX = {"compress": STREAM_SUFFIX, "decompress": ".png"}
@@ -47,9 +48,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
     if name == "compress":
         parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged default model)")
-        parser.add_argument(
-            "--to", choices=("osc", "onedc-bin"), default="osc", help="output format (onedc-bin: the OneDC reference's)"
-        )
+        parser.add_argument("--to", choices=("osc", *stream_formats()), default="osc", help="output file format")
         parser.add_argument("--mode", default="normal", help="the model's coding mode (e.g. z-only)")
         rate = parser.add_mutually_exclusive_group()
         rate.add_argument("--quality", type=int, metavar="N", help="rate setting of models with rate control")
@@ -62,7 +61,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     else:
         parser.add_argument("--model", metavar="DIR", help="model folder (default: the packaged model the file names)")
         parser.add_argument(
-            "--from", dest="source_format", choices=("osc", "onedc-bin"), default="osc", help="input format"
+            "--from", dest="source_format", choices=("osc", *stream_formats()), default="osc", help="input format"
         )
         parser.add_argument("--preview", action="store_true", help="the model's fast preview decode (SODEC)")
     parser.add_argument("--tile-size", type=int, metavar="PX", help="decoder tile side in pixels (less = less memory)")
@@ -252,10 +251,10 @@ def _compress(args: argparse.Namespace) -> int:
     from ..images import IMAGE_SUFFIXES
 
     files, several = expand_inputs(args.inputs, IMAGE_SUFFIXES, ImageError)
-    to_bin = args.to == "onedc-bin"
-    if to_bin and (args.mode != "normal" or args.quality is not None or args.bpp is not None):
-        raise ConfigError("--to onedc-bin writes the reference's normal mode: no --mode, --quality or --bpp")
-    pairs = plan_outputs(files, several, args.output, ".bin" if to_bin else STREAM_SUFFIX)
+    file_format = None if args.to == "osc" else resolve(stream_formats()[args.to])
+    if file_format and (args.mode != "normal" or args.quality is not None or args.bpp is not None):
+        raise ConfigError(f"--to {args.to} writes {file_format.DESCRIPTION}: no --mode, --quality or --bpp")
+    pairs = plan_outputs(files, several, args.output, file_format.SUFFIX if file_format else STREAM_SUFFIX)
     previews: dict[Path, Path] = {}
     if args.reconstruction is not None:
         previews = dict(plan_outputs(files, several, args.reconstruction, ".png", "--reconstruction"))
@@ -263,14 +262,13 @@ def _compress(args: argparse.Namespace) -> int:
         if clashes:
             raise ConfigError(f"-o and --reconstruction both name {sorted(clashes)[0]}")
     model = api.load_model(args.model)
-    if to_bin:
-        from ..methods.onedc.bin_format import compress_bin_file
+    if file_format:
 
-        def write_bin(source: Path, destination: Path) -> str:
-            info = compress_bin_file(model, source, destination, previews.get(source), overwrite=args.force)
+        def write_file(source: Path, destination: Path) -> str:
+            info = file_format.compress_file(model, source, destination, previews.get(source), overwrite=args.force)
             return f"{source} -> {destination}: {info['bytes']} bytes, {info['bpp']:.5f} bpp"
 
-        return process_all("compress", pairs, write_bin)
+        return process_all("compress", pairs, write_file)
     if args.mode not in model.modes:
         raise ConfigError(f"model {model.name!r} has no mode {args.mode!r} (it has: {', '.join(model.modes)})")
     if args.bpp is not None and args.bpp <= 0:
@@ -301,20 +299,22 @@ def _compress(args: argparse.Namespace) -> int:
 def _decompress(args: argparse.Namespace) -> int:
     from .. import api  # imports torch, which `--help` does not need
 
-    from_bin = args.source_format == "onedc-bin"
-    if from_bin and args.model is None:
-        raise ConfigError("--from onedc-bin needs --model: a .bin file does not name the model that made it")
-    files, several = expand_inputs(args.inputs, (".bin",) if from_bin else (STREAM_SUFFIX,), StreamError)
+    file_format = None if args.source_format == "osc" else resolve(stream_formats()[args.source_format])
+    if file_format and args.model is None:
+        raise ConfigError(f"--from {args.source_format} needs --model: its files do not name the model that made them")
+    suffix = file_format.SUFFIX if file_format else STREAM_SUFFIX
+    files, several = expand_inputs(args.inputs, (suffix,), StreamError)
     pairs = plan_outputs(files, several, args.output, ".png")
     model = api.load_model(args.model) if args.model is not None else None
-    if from_bin:
-        from ..methods.onedc.bin_format import decompress_bin_file
+    if file_format:
 
-        def read_bin(source: Path, destination: Path) -> str:
-            info = decompress_bin_file(model, source, destination, overwrite=args.force, decode_tile=args.tile_size)
+        def read_file(source: Path, destination: Path) -> str:
+            info = file_format.decompress_file(
+                model, source, destination, overwrite=args.force, decode_tile=args.tile_size
+            )
             return f"{source} -> {destination}: {info['width']}x{info['height']}, {info['bpp']:.5f} bpp"
 
-        return process_all("decompress", pairs, read_bin)
+        return process_all("decompress", pairs, read_file)
 
     def step(source: Path, destination: Path) -> str:
         info = api.decompress_file(

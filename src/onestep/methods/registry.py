@@ -10,6 +10,10 @@ so listing the methods (`onestep import --help`) costs no torch import.
     tasks          training task name -> "module:attribute" of a `train.tasks.TrainingTask` (`task:` in a config)
     configs        training config preset name -> YAML file, relative to the method's package folder
     bench          bench preset name -> `onestep bench pipeline` settings (arch, size, dtypes, mode, ...)
+    stream_formats file format name -> a module with `SUFFIX`, `DESCRIPTION`, `compress_file(model, source,
+                   target, reconstruction, overwrite)` and `decompress_file(model, source, target, overwrite,
+                   decode_tile)`: `onestep compress --to NAME`, `onestep decompress --from NAME` (e.g. a
+                   reference implementation's own files)
 
 The methods shipped with onestep are found, not listed: every package under `onestep/methods/` whose
 `__init__.py` defines `METHOD` (`builtin_method_modules`). Others register at run time:
@@ -58,6 +62,7 @@ class Method:
     tasks: Mapping[str, str] = field(default_factory=dict)
     configs: Mapping[str, str] = field(default_factory=dict)
     bench: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    stream_formats: Mapping[str, str] = field(default_factory=dict)
     package: str | None = None
 
     def __post_init__(self) -> None:
@@ -65,7 +70,7 @@ class Method:
             raise ValueError(f"method name {self.name!r} must be letters, digits, '-' or '_'")
         if not self.architectures:
             raise ValueError(f"method {self.name!r} registers no architecture")
-        for attribute in ("architectures", "tasks", "configs", "bench"):
+        for attribute in ("architectures", "tasks", "configs", "bench", "stream_formats"):
             object.__setattr__(self, attribute, _frozen(getattr(self, attribute)))
 
     def architecture(self, arch: str) -> Callable[..., Any]:
@@ -150,6 +155,16 @@ def methods() -> dict[str, Method]:
     for module_name in (*builtin_method_modules(), *plugin_modules()):
         _load_module(module_name)
     return dict(_METHODS)
+
+
+def stream_formats() -> dict[str, str]:
+    """Every registered method's file formats: format name -> its module (see `Method.stream_formats`)."""
+    found: dict[str, str] = {}
+    for method in methods().values():
+        for name, module in method.stream_formats.items():
+            if found.setdefault(name, module) != module:
+                raise ConfigError(f"two methods register the stream format {name!r}")
+    return found
 
 
 def method_packages() -> list[str]:

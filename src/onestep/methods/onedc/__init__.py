@@ -23,6 +23,7 @@ METHOD = Method(
     importer="onestep.methods.onedc.importer",
     tasks={"stage1": "onestep.methods.onedc.training:STAGE1", "stage2": "onestep.train.stage2:TASK"},
     configs={"stage1": "configs/stage1.yaml", "stage2": "configs/stage2.yaml"},
+    stream_formats={"onedc-bin": "onestep.methods.onedc.bin_format"},
     bench={  # the UNet merged (lora_rank 0), as deployed for inference
         "full": {"arch": "full", "kwargs": {"lora_rank": 0}, "size": "768x512", "dtypes": "float32,bfloat16"},
         "full-z-only": {"arch": "full", "kwargs": {"lora_rank": 0}, "size": "768x512", "mode": "z-only"},

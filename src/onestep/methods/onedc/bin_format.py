@@ -35,6 +35,9 @@ HEADER = struct.Struct(">IIII")
 PAD_MULTIPLE = 64  # pixels per z position
 INDEX_BITS = 14  # FSQ levels [4] * 7
 BIN_SUFFIX = ".bin"
+# the registry's stream-format interface (`Method.stream_formats`); the file steps are defined below
+SUFFIX = BIN_SUFFIX
+DESCRIPTION = "the OneDC reference's .bin files (normal mode; decoding needs --model)"
 
 
 def z_field_size(height: int, width: int) -> int:
@@ -142,3 +145,7 @@ def decompress_bin_file(
         raise StreamError(f"{source}: {e}") from None
     write_atomic_group([(target, encode_png(image))], overwrite=overwrite)
     return describe_bin(data)
+
+
+compress_file = compress_bin_file
+decompress_file = decompress_bin_file
