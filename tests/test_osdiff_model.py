@@ -67,6 +67,25 @@ def test_full_discriminator_is_the_reference_guidance_model(full, reference):
     assert discriminator.num_parameters() == theirs["parameters"]
 
 
+def test_full_unet_and_vae_map_onto_ldms(full, reference):
+    """The ldm -> diffusers maps the importer uses, against ldm's own UNetModel and AutoencoderKL."""
+    from onestep.methods.osdiff.importer import _expected_shape, _locate
+
+    pipeline, _ = full
+    locate = _locate(pipeline)
+    for part, prefix in (("generator.unet.", "model.diffusion_model"), ("autoencoder.vae.", "first_stage_model")):
+        ours = {
+            locate(k).removeprefix(prefix + "."): list(_expected_shape(k, v))
+            for k, v in pipeline.state_dict().items()
+            if k.startswith(part)
+        }
+        assert ours == reference[prefix]["keys"], part
+    assert (
+        sum(p.numel() for p in pipeline.generator.unet.parameters()) == reference["model.diffusion_model"]["parameters"]
+    )
+    assert pipeline.autoencoder.num_parameters() == reference["first_stage_model"]["parameters"]
+
+
 def test_full_base_unet_is_sd21(full):
     pipeline, _ = full
     assert sum(p.numel() for p in pipeline.generator.unet.parameters()) == 865_910_724  # SD-2.1-base's UNet
