@@ -1,5 +1,5 @@
 """The hyperprior codecs whose side information is an FSQ-quantised z with fixed-length indices and whose
-y is coded with the 4-pass spatial prior (OneDC's codec, the default model's codec, ...): a
+y is coded with the 4-pass spatial prior (the released diffusion codec's, the TAEF2 model's, ...): a
 `HyperpriorCodec` whose z model is the FSQ held in `fsq`.
 
 Sections: "z" (fixed-length FSQ indices) and, in the "normal" mode, "y" (one stream of 4 chunks).

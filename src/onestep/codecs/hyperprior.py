@@ -1,9 +1,9 @@
-"""Hyper-encoder and hyper-decoder of OneDC (digest §5.3), usable by other hyperprior codecs.
+"""Hyper-encoder and hyper-decoder of the released one-step diffusion codec (digest §5.3), for any hyperprior.
 
 The hyper-encoder takes y (and optionally a semantic map at the z resolution) down to the few channels
 that FSQ quantizes; the hyper-decoder maps the quantized z back to y's resolution as the feature the
 spatial prior turns into entropy parameters, and also returns its first projection (`z_semantic`),
-which OneDC turns into cross-attention tokens.
+which a method may turn into cross-attention tokens.
 """
 
 from __future__ import annotations

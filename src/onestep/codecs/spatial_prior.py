@@ -1,4 +1,4 @@
-"""The 4-pass spatial/channel prior of DCVC-DC, as used by OneDC (digest §5.4).
+"""The 4-pass spatial/channel prior of DCVC-DC, as the released one-step diffusion codec uses it (digest §5.4).
 
 The C channels of y form 4 groups of C/4. Each pass codes, in every group, one position of each 2x2
 cell (a different one per group), so the 4 passes together code every (channel, position) once, and
@@ -166,5 +166,5 @@ class FourPassPrior(ContextPrior):
 
     @torch.no_grad()
     def predict(self, feature: torch.Tensor) -> torch.Tensor:
-        """No y transmitted (OneDC's z-only mode): each pass's y_hat is its predicted mean."""
+        """No y transmitted (the z-only mode): each pass's y_hat is its predicted mean."""
         return self._run(feature, lambda p: torch.zeros_like(p.means))

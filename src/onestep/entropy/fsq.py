@@ -1,10 +1,10 @@
 """Finite scalar quantization with the index <-> code mapping of vector-quantize-pytorch 1.21.2, which
-OneDC's released checkpoints depend on (digest section 4).
+the released hyperprior diffusion codec's checkpoints depend on (digest section 4).
 
 Channel i has L_i levels. It is squashed with tanh into (-half_l, half_l), half_l = (L-1)(1+1e-3)/2,
 shifted so that even L gets symmetric bins, rounded (straight-through) to level l in 0..L-1, and
 coded as (l - L//2) / (L//2). The index is sum_i l_i * prod_{j<i} L_j: channel 0 is the least
-significant digit. For OneDC's [4]*7 the codes are {-1, -0.5, 0, 0.5} and an index has 14 bits.
+significant digit. For levels [4]*7 the codes are {-1, -0.5, 0, 0.5} and an index has 14 bits.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from .escape import escape_shift
 from .rate import add_uniform_noise, gaussian_bits, ste_round
 from .tables import NUM_SCALES, SCALE_MAX, SCALE_MIN, gaussian_tables, scale_values
 
-# Symbols are clamped (like OneDC's reference int16 cast) on both sides, so y_hat always matches the stream.
+# Symbols are clamped (like the reference codec's int16 cast) on both sides, so y_hat always matches the stream.
 MAX_SYMBOL = 30000
 
 # The coder's names from before it served other tables too.

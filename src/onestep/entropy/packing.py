@@ -1,4 +1,4 @@
-"""Fixed-length packing of indices, OneDC's layout (digest section 4): each index as a `bits`-bit field,
+"""Fixed-length packing of indices, the reference codec's layout (digest section 4): each index as a `bits`-bit field,
 most significant bit first, fields concatenated, and the whole bit string read as one big-endian integer
 in exactly ceil(count * bits / 8) bytes, so the zero padding sits at the FRONT of the first byte."""
 

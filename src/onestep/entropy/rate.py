@@ -1,4 +1,4 @@
-"""Training-time quantizers and rate proxies (OneDC reference, digest section 5.8).
+"""Training-time quantizers and rate proxies (the reference codec, digest section 5.8).
 
 These estimate what the real coder (`gaussian.py`) spends; they share only the scale bound with it.
 """

@@ -1,7 +1,7 @@
 """The discrete scale table and the integer frequency tables of the Gaussian conditional coder.
 
 For each of the `num_scales` log-spaced scales s we take the zero-mean Gaussian's mass on the integer bins
--c..c (c = the smallest i in 2..50 with Phi(i/s) > 0.9999, as OneDC's reference does) plus one tail/escape
+-c..c (c = the smallest i in 2..50 with Phi(i/s) > 0.9999, as the reference codec does) plus one tail/escape
 symbol holding the mass outside, and quantize it to 16-bit integer frequencies, every symbol at least 1.
 
 Everything here is exact and platform-independent: float64 `math.erfc`, round-half-away, then integer
