@@ -9,6 +9,9 @@ The generator's input is [y_T ++ c_latent]: y_T ~ N(0, I) at the latent's size, 
 the stream records (section "seed", 4 bytes big-endian), so a file decodes to the same pixels anywhere. In
 training, y_T is fresh noise (`noise_input="noise"`, as at inference) or, as the reference trains, the
 ground-truth latent noised to t = 999 (`"noised-latent"`: sqrt(abar) latent + sqrt(1 - abar) noise).
+
+Images are padded to multiples of 64 by replication (the reference zero-pads) and cropped back exactly;
+bpp is the file's size over the original pixels (the reference divides by the padded size).
 """
 
 from __future__ import annotations
