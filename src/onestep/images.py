@@ -28,8 +28,6 @@ from PIL import Image
 from .errors import ImageError
 from .files import write_atomic
 
-write_file_atomic = write_atomic  # the name other modules import
-
 DEFAULT_MAX_PIXELS = 1 << 27  # 134 Mpixel; the API passes the model's own limit
 # The suffixes of the formats below: what a folder given as input contributes, everywhere (compress, pack, eval).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm")

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load, save
 
-from ..images import write_file_atomic
+from ..files import write_atomic
 
 
 @dataclass
@@ -40,7 +40,7 @@ class ResultCache:
         folder = self.root / hashlib.sha256(codec_key.encode()).hexdigest()[:20]
         if not (folder / "key.txt").is_file():
             folder.mkdir(parents=True, exist_ok=True)
-            write_file_atomic(folder / "key.txt", codec_key.encode() + b"\n")
+            write_atomic(folder / "key.txt", codec_key.encode() + b"\n")
         return folder
 
     def load(self, codec_key: str, image_digest: str) -> CachedItem:
@@ -54,8 +54,8 @@ class ResultCache:
     def save(self, codec_key: str, image_digest: str, item: CachedItem) -> None:
         base = self._folder(codec_key) / image_digest
         if item.data is not None:
-            write_file_atomic(base.with_suffix(".bin"), item.data)
-        write_file_atomic(base.with_suffix(".json"), (json.dumps(item.record, indent=1) + "\n").encode())
+            write_atomic(base.with_suffix(".bin"), item.data)
+        write_atomic(base.with_suffix(".json"), (json.dumps(item.record, indent=1) + "\n").encode())
         _write_features(base.with_suffix(".safetensors"), item.features)
 
     def reference_features(self, image_digest: str) -> dict[str, torch.Tensor]:
@@ -84,4 +84,4 @@ def _read_features(path: Path) -> dict[str, torch.Tensor]:
 
 def _write_features(path: Path, features: dict[str, torch.Tensor]) -> None:
     if features:
-        write_file_atomic(path, save({k: v.contiguous() for k, v in features.items()}))
+        write_atomic(path, save({k: v.contiguous() for k, v in features.items()}))
