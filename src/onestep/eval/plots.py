@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
 
 from .metrics import METRICS_BY_KEY  # noqa: E402
 from .results import RatePoint  # noqa: E402
@@ -37,6 +38,12 @@ def plot_metric(
             style.update(linestyle="--")
         axes.plot(*zip(*pairs), **style)
     axes.set_xscale("log")
+    # labelled ticks at 1-2-5 steps only: matplotlib's minor labels overlap on ranges under two decades
+    low, high = axes.get_xlim()
+    ticks = [m * 10.0**e for e in range(-4, 3) for m in (1, 2, 5) if low <= m * 10.0**e <= high]
+    axes.xaxis.set_major_locator(FixedLocator(ticks))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel("bits per pixel")
     short, _, detail = info.label.partition(" (")
     unit = f" ({detail}" if detail and len(detail) <= 8 else ""  # a unit such as "dB)", not a description

@@ -161,7 +161,7 @@ def _bd_section(bd_table: dict[str, dict[str, BDRate]], anchor: str, codecs: lis
     parts.append(f"<p class='note'>{BD_NOTE}</p><table><tr><th class='name'>codec</th>")
     parts += [f"<th>{html.escape(_short(k))}</th>" for k in bd_table]
     parts.append("</tr>")
-    reasons: list[str] = []
+    reasons: dict[tuple[str, str], list[str]] = {}  # (codec, reason) -> metrics: one footnote each
     for codec in [c for c in codecs if c["name"] != anchor]:
         name = codec["name"]
         cells = []
@@ -171,12 +171,16 @@ def _bd_section(bd_table: dict[str, dict[str, BDRate]], anchor: str, codecs: lis
             if result.value is not None:
                 cells.append(f"<td class='{'good' if result.value < 0 else 'bad'}'>{result.value:+.1f} %{mark}</td>")
             else:
-                reasons.append(f"{labels[name]}, {_short(key)}: {result.reason}")
-                cells.append(f"<td>n/a <sup>{len(reasons)}</sup>{mark}</td>")
+                footnote = (name, str(result.reason))
+                reasons.setdefault(footnote, []).append(_short(key))
+                cells.append(f"<td>n/a <sup>{list(reasons).index(footnote) + 1}</sup>{mark}</td>")
         parts.append(f"<tr><td class='name'>{html.escape(labels[name])}</td>{''.join(cells)}</tr>")
     parts.append("</table>")
     if reasons:
-        items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+        items = "".join(
+            f"<li>{html.escape(labels[name])} ({html.escape(', '.join(keys))}): {html.escape(reason)}</li>"
+            for (name, reason), keys in reasons.items()
+        )
         parts.append(f"<ol class='note reasons'>{items}</ol>")
     return "".join(parts)
 
@@ -325,8 +329,8 @@ def build_crop_rows(
         for bpp, heading, centre_codec, centre in plan:
             crops = [Crop("original", image.name, crop(image.pixels, *window))]
             for codec in codecs:
-                if codec.name == centre_codec:
-                    crops.append(_crop(codec, centre, image, window, reconstruct))
+                if codec.name == centre_codec:  # the model of this row comes right after the original
+                    crops.insert(1, _crop(codec, centre, image, window, reconstruct))
                     continue
                 if not on_image[codec.name]:
                     continue

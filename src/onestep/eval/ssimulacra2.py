@@ -92,7 +92,7 @@ def _srgb_to_linear(image: torch.Tensor) -> torch.Tensor:
 
 def _positive_xyb(linear: torch.Tensor) -> torch.Tensor:
     """3 x H x W linear sRGB -> libjxl XYB with ssimulacra2's MakePositiveXYB."""
-    matrix = torch.tensor(OPSIN_ABSORBANCE, dtype=torch.float32, device=linear.device)
+    matrix = torch.tensor(OPSIN_ABSORBANCE, dtype=linear.dtype, device=linear.device)
     mixed = torch.einsum("ij,jhw->ihw", matrix, linear) + OPSIN_BIAS
     mixed = mixed.clamp_min(0).pow(1 / 3) - math.cbrt(OPSIN_BIAS)
     x, y, b = 0.5 * (mixed[0] - mixed[1]), 0.5 * (mixed[0] + mixed[1]), mixed[2]
