@@ -33,7 +33,8 @@ TINY_GENERATOR: dict[str, Any] = dict(
 
 
 def osdiff_full(name: str = NAME, seed: int | None = None) -> OneStepPipeline:
-    """The reference architecture: 83.7M (VAE) + codec + 865.9M (SD-2.1 UNet) + 24.4M (control) parameters."""
+    """The reference architecture: 83.7M (VAE) + 28.3M (codec; the reference's LFGCM adds 6.4M of dead SFT
+    layers) + 865.9M (SD-2.1 UNet) + 24.4M (control module) parameters; the discriminator has 404.1M."""
     codec = OSDiffCodec() if seed is None else OSDiffCodec(seed=seed)
     generator = OSDiffGenerator()
     conditioner = FixedContext(CONTEXT_LENGTH, generator.context_dim)
