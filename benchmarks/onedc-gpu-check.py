@@ -9,7 +9,8 @@ and the VAE stay float32, as the codec and the reference do):
      after one warm-up) and the allocator's peak memory; at the first size also float32, and the largest grey
      level difference between the two;
   2. cross-device streams at the first size: compress on the GPU and on the CPU (a float32 copy of the model),
-     check the streams are byte-identical (so are the symbols) and decode each on the other device;
+     check the streams are byte-identical (so are the symbols) and decode each on the other device; the same
+     stream check for the reference-rans mode (the `.bin` files);
   3. `torch.compile` of the generator and the VAE decoder ("compiled"), then with CUDA graphs
      (mode "reduce-overhead"), decode only, at each size while the time budget lasts.
 Each step's failure is recorded in the JSON (its error), not fatal; the JSON is rewritten after every step,
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from onestep.bench.pipeline import PeakMemory, machine_info  # noqa: E402
+from onestep.methods.onedc.codec import REFERENCE_MODE  # noqa: E402
 from onestep.methods.onedc.model import ARCHITECTURES  # noqa: E402
 from onestep.methods.pipeline import OneStepPipeline  # noqa: E402
 
@@ -203,6 +205,9 @@ def main() -> None:
             name: gpu_encoded.sections[name] == cpu_encoded.sections.get(name) for name in gpu_encoded.sections
         }
         result: dict[str, Any] = {"size": label[first], "streams_identical": identical}
+        # the .bin files' mode (the reference's coder on channels-last entropy parameters): streams only
+        gpu_bin, cpu_bin = model.compress(image, mode=REFERENCE_MODE), cpu_model.compress(image, mode=REFERENCE_MODE)
+        result["reference_rans_streams_identical"] = gpu_bin.sections == cpu_bin.sections
         for name, encoded, decoder in (("gpu_to_cpu", gpu_encoded, cpu_model), ("cpu_to_gpu", cpu_encoded, model)):
             try:
                 pixels = decoder.decompress(encoded).cpu()
