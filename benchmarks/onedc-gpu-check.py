@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("768x512,1920x1080"), help="WxH,WxH,...")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=420.0, help="skip steps that would start after this")
+    parser.add_argument("--budget-s", type=float, default=360.0, help="skip steps that would start after this")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "onedc-gpu-check.json")
     args = parser.parse_args()
@@ -254,7 +254,7 @@ def main() -> None:
     for size in args.sizes:
         for name, mode in (("compiled", None), ("cuda-graphs", "reduce-overhead")):
             if size in eager:
-                check.step(f"{name}/{label[size]}", compiled_step(size, mode), needs_s=60)
+                check.step(f"{name}/{label[size]}", compiled_step(size, mode), needs_s=90)
     print(json.dumps({k: v for k, v in check.report.items() if k != "machine"}, indent=2))
 
 

@@ -273,9 +273,9 @@ def onestep_phase(args: argparse.Namespace) -> None:
 
     work = args.work
     started = time.perf_counter()
-    folder = work / "onestep-model"
+    folder = work / ("onestep-model-lora" if args.keep_lora else "onestep-model")
     if not (args.reuse and (folder / "model.safetensors").is_file()):
-        import_onedc(work / "checkpoint", work / "vae.safetensors", folder)
+        import_onedc(work / "checkpoint", work / "vae.safetensors", folder, keep_lora=args.keep_lora)
     model = OneStepPipeline.from_pretrained(folder).eval()
     timings = {"import_and_load_s": time.perf_counter() - started}
     recorder = Recorder()
@@ -384,6 +384,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/onedc-equivalence"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "onedc-reference-equivalence.json")
     parser.add_argument("--reuse", action="store_true", help="keep the work folder's reference run and import")
+    parser.add_argument("--keep-lora", action="store_true", help="import with the adapters unmerged, as peft runs them")
     parser.add_argument("--phase", choices=("reference", "onestep"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -404,6 +405,7 @@ def main() -> None:
         "z_only_size": "x".join(map(str, args.z_only_size[::-1])),
         "seed": args.seed,
         "threads": 1,
+        "onestep_lora": "unmerged (--keep-lora)" if args.keep_lora else "merged into the base weights (default import)",
         "torch": torch.__version__,
         **compare(args),
     }
