@@ -103,8 +103,11 @@ def deterministic(device: torch.device | str = "cpu") -> Iterator[None]:
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> uint8 with round-half-up, as image writers do."""
-    return ((image.clamp(-1, 1) * 0.5 + 0.5) * 255 + 0.5).floor().clamp(0, 255).to(torch.uint8)
+    """[-1, 1] float -> uint8 with round-half-up, as image writers do. The arithmetic runs in place on one
+    copy (the same operations in the same order as out of place, so the same bits), which keeps the peak
+    memory of a large image at two float copies."""
+    x = image.clamp(-1, 1)
+    return x.mul_(0.5).add_(0.5).mul_(255).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
 
 
 class OneStepPipeline(ModelMixin):
@@ -252,6 +255,7 @@ class OneStepPipeline(ModelMixin):
         with deterministic(self.device):
             out = self.codec.decompress(encoded.sections, size, mode=encoded.mode)
             image = self.conditioner.preview(out) if preview else self.render(out, size, decode_tile)
+            del out  # the codec's features: a full-size copy for pixel-space codecs
         return to_uint8(image[0, :, :h, :w]).cpu()
 
     def forward(
