@@ -47,7 +47,16 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 8,
         "num_workers": 0,
     },
-    "optim": {"lr": 5e-5, "betas": [0.9, 0.999], "weight_decay": 0.01, "eps": 1e-8, "warmup": 500, "grad_clip": 5.0},
+    # eight_bit: "auto" uses bitsandbytes' 8-bit AdamW when it is installed, "always" requires it, "never" not
+    "optim": {
+        "lr": 5e-5,
+        "betas": [0.9, 0.999],
+        "weight_decay": 0.01,
+        "eps": 1e-8,
+        "warmup": 500,
+        "grad_clip": 5.0,
+        "eight_bit": "auto",
+    },
     "train": {
         "steps": 1000,
         "mixed_precision": "no",  # "no" or "bf16" (bf16 autocast, as the reference's use_fp16)

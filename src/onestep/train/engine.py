@@ -72,6 +72,22 @@ def _warmup(steps: int) -> Callable[[int], float]:
     return lambda step: min(1.0, (step + 1) / steps) if steps > 0 else 1.0
 
 
+def adamw_class(eight_bit: str) -> type[torch.optim.Optimizer]:
+    """torch's AdamW, or bitsandbytes' 8-bit AdamW (optimizer state in 8 bits: a quarter of the memory) when
+    `eight_bit` is "always", or "auto" and bitsandbytes is installed."""
+    if eight_bit not in ("auto", "always", "never"):
+        raise ConfigError(f"optim.eight_bit must be auto, always or never, got {eight_bit!r}")
+    if eight_bit == "never":
+        return torch.optim.AdamW
+    try:
+        import bitsandbytes
+    except ImportError:
+        if eight_bit == "always":
+            raise ConfigError("optim.eight_bit is 'always' but bitsandbytes is not installed") from None
+        return torch.optim.AdamW
+    return bitsandbytes.optim.AdamW8bit
+
+
 def _set_base_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, lr: float) -> None:
     """After a resume, the config's learning rate wins over the checkpoint's (the reference's recipe lowers
     it by hand and goes on); with an unchanged config this reproduces the saved values exactly."""
@@ -126,8 +142,9 @@ class Trainer:
         optim = self.config["optim"]
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        adamw = adamw_class(optim.get("eight_bit", "auto"))
         for name, params in self.groups.items():
-            optimizer = torch.optim.AdamW(
+            optimizer = adamw(
                 params,
                 lr=self.unwrapped.learning_rate(name, optim["lr"]),
                 betas=tuple(optim["betas"]),
