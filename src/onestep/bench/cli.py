@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..files import write_atomic
 
 PIPELINE_MODULE = "onestep.bench.pipeline"
 MEMORY_MODULE = "onestep.bench.memory"
@@ -38,9 +39,13 @@ def run(name: str, args: argparse.Namespace) -> int:
     if args.symbols < 1 or args.repeats < 1:
         raise ConfigError("--symbols and --repeats must be positive")
     report = run_entropy_bench(num_symbols=args.symbols, repeats=args.repeats, note=args.note)
+    emit_report(report, args.output)
+    return 0
+
+
+def emit_report(report: dict, output: Path | None) -> None:
+    """Print a benchmark's JSON and, with `-o`, write it (atomically)."""
     text = json.dumps(report, indent=2)
     print(text)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
-    return 0
+    if output is not None:
+        write_atomic(output, (text + "\n").encode())

@@ -23,26 +23,16 @@ import torch
 from ..entropy import FSQ, GaussianConditional, gaussian_tables, pack_indices, unpack_indices
 from ..entropy.gaussian import _models
 from ..entropy.tables import NUM_SCALES, SCALE_MAX, SCALE_MIN
+from ..eval.environment import cpu_name
 
 Y_CHANNELS = 128  # y at /16 and z's FSQ levels at /64, as in the released SD-based hyperprior codec
 FSQ_LEVELS = [4] * 7
 PASSES = 4
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .cli import emit_report
 
 DEFAULT_IMAGE = Path("../shared/data/kodak/kodim23.png")
 
@@ -88,9 +89,5 @@ def run(args: argparse.Namespace) -> int:
         "note": args.note,
         "results": rows,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    emit_report(report, args.output)
     return 0
