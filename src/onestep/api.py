@@ -137,11 +137,6 @@ def _colour(image: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return (image.expand(3, -1, -1) if grey else image), grey
 
 
-def _check_mode(model: OneStepPipeline, mode: str) -> None:
-    if mode not in model.modes:
-        raise ConfigError(f"model {model.name!r} has no mode {mode!r} (it has: {', '.join(model.modes)})")
-
-
 def _wrap(model: OneStepPipeline, encoded: EncodedImage, grey: bool) -> bytes:
     encoded.grey = grey
     return write_container(encoded, model.name, model.fingerprint())
@@ -155,7 +150,7 @@ def compress(
     value_range: tuple[float, float] | None = None,
 ) -> bytes:
     """An image -> the bytes of a complete `.osc` file. `quality` picks the rate for models with rate control."""
-    _check_mode(model, mode)
+    model.check_mode(mode, ConfigError)
     pixels, grey = _colour(as_image(image, value_range)[0])
     return _wrap(model, model.compress(pixels, mode=mode, quality=quality), grey)
 
@@ -176,7 +171,7 @@ def compress_and_reconstruct(
 ) -> tuple[bytes, Any]:
     """`compress`, plus the image `decompress` will return (in the same form as `image`), computed on the
     encoder's side without decoding the stream again (the same bits: the codecs' round-trip tests check it)."""
-    _check_mode(model, mode)
+    model.check_mode(mode, ConfigError)
     pixels, kind = as_image(image, value_range)
     two_dimensional = getattr(image, "ndim", 3) == 2
     pixels, grey = _colour(pixels)

@@ -269,8 +269,7 @@ def _compress(args: argparse.Namespace) -> int:
             return f"{source} -> {destination}: {info['bytes']} bytes, {info['bpp']:.5f} bpp"
 
         return process_all("compress", pairs, write_file)
-    if args.mode not in model.modes:
-        raise ConfigError(f"model {model.name!r} has no mode {args.mode!r} (it has: {', '.join(model.modes)})")
+    model.check_mode(args.mode, ConfigError)  # before any file: one error, not one per file
     if args.bpp is not None and args.bpp <= 0:
         raise ConfigError(f"--bpp must be positive, got {args.bpp}")
 

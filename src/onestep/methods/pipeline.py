@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..autoencoders.base import Autoencoder
 from ..bitstream import EncodedImage
 from ..codecs.base import CodecOutput, LatentCodec
-from ..errors import ImageError, ModelError, StreamError
+from ..errors import ConfigError, ImageError, ModelError, StreamError
 from ..generators.base import Generator
 from ..generators.conditioning import Conditioner
 from ..modeling import ModelMixin
@@ -166,7 +166,8 @@ class OneStepPipeline(ModelMixin):
             image = image.to(self.device, torch.float32).div_(127.5).sub_(1)
         return image[None].to(self.device)
 
-    def _check_mode(self, mode: str, error: type[Exception] = StreamError) -> None:
+    def check_mode(self, mode: str, error: type[Exception] = StreamError) -> None:
+        """A mode this model has: ConfigError for a caller's argument, StreamError for a file's."""
         if mode not in self.modes:
             raise error(f"model {self.name!r} has no mode {mode!r} (it has: {', '.join(self.modes)})")
 
@@ -225,7 +226,7 @@ class OneStepPipeline(ModelMixin):
     def _compress(
         self, image: torch.Tensor, mode: str, quality: int | None, reconstruct: bool, decode_tile: int | None = None
     ) -> tuple[EncodedImage, torch.Tensor | None]:
-        self._check_mode(mode, ImageError)
+        self.check_mode(mode, ConfigError)
         self._check_quality(quality)
         x = self._check_image(image)
         h, w = x.shape[-2:]
@@ -245,7 +246,7 @@ class OneStepPipeline(ModelMixin):
     def decompress(self, encoded: EncodedImage, decode_tile: int | None = None, preview: bool = False) -> torch.Tensor:
         """Returns the reconstruction as a 3 x H x W uint8 tensor. `preview`: the conditioner's quick image of
         the same stream (SODEC's fidelity decoder) instead of the one-step decode, for models that have one."""
-        self._check_mode(encoded.mode)
+        self.check_mode(encoded.mode)
         if preview and not callable(getattr(self.conditioner, "preview", None)):
             raise ModelError(f"model {self.name!r} has no preview decoder")
         h, w = encoded.height, encoded.width
