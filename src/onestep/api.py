@@ -16,6 +16,7 @@ by this very model (name and weights) before it runs a network.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,10 @@ def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") 
     return OneStepPipeline.from_pretrained(folder, device=device)
 
 
+@functools.lru_cache(maxsize=1)
 def packaged_models() -> dict[tuple[str, bytes], Path]:
-    """(model name, fingerprint) -> folder, for every model shipped in the package (read from their headers)."""
+    """(model name, fingerprint) -> folder, for every model shipped in the package (read from their headers;
+    computed once per process: the package's files do not change, and a batch asks for every file)."""
     found = {}
     for folder in sorted(WEIGHTS_FOLDER.iterdir()) if WEIGHTS_FOLDER.is_dir() else []:
         config, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
@@ -70,6 +73,12 @@ def model_for_stream(data: bytes, device: str = "cpu") -> OneStepPipeline:
             f"file was made by model {header.model_name!r} (weights {header.fingerprint.hex()}), which is not "
             "packaged with onestep: pass its folder with --model DIR"
         )
+    return _load_packaged(folder, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_packaged(folder: Path, device: str) -> OneStepPipeline:
+    """A packaged model, loaded once per process (a batch of files from one model loads it once)."""
     return OneStepPipeline.from_pretrained(folder, device=device)
 
 
