@@ -1,11 +1,12 @@
 import argparse
 import json
+import time
 
 import pytest
 import torch
 
 from onestep import cli
-from onestep.bench.pipeline import PeakMemory, _parse_size
+from onestep.bench.pipeline import PeakMemory, _parse_size, _rss_bytes
 from onestep.errors import ConfigError
 from onestep.methods.onedc.model import onedc_tiny
 
@@ -46,12 +47,19 @@ def test_bench_pipeline_times_a_model_folder_on_an_image(tmp_path):
 
 
 def test_peak_memory_sees_a_temporary_allocation():
+    size = 64 * 2**20
     with PeakMemory("cpu") as peak:
-        block = bytearray(64 * 2**20)
+        block = bytearray(size)
         block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+        time.sleep(0.05)  # ten sampling periods: seen even where the kernel's high-water mark cannot be reset
+        held = _rss_bytes() - peak.start
         del block
+    if held < 0.9 * size:
+        # CI once ran on a machine whose resident-set counter did not show the block while it was held; there
+        # nothing can see it, so what is under test (PeakMemory keeps what the counter showed) is not observable.
+        pytest.skip(f"this machine's resident-set counter showed {held / 2**20:.0f} MiB of a held 64 MiB block")
     result = peak.result()
-    assert result["peak_rss_mb"] - result["rss_start_mb"] >= 60
+    assert result["peak_rss_mb"] - result["rss_start_mb"] >= 0.9 * size / 2**20
 
 
 def test_presets_are_built_from_the_registry():
