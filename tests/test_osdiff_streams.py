@@ -1,5 +1,6 @@
-"""Real `.osc` files with the tiny OSDiff through the CLI: made in one process, read in another, the same
-pixels as the encoder's reconstruction; any size (pad and crop exactly), bpp from the file size; refusals."""
+"""Real `.osc` files with the tiny OSDiff through the CLI: made in one process, read in another, the
+encoder's reconstruction's pixels (at the same thread count; within a grey level across thread counts); any
+size (pad and crop exactly), bpp from the file size; refusals."""
 
 from __future__ import annotations
 
@@ -67,9 +68,10 @@ def test_streams_decode_in_another_process_to_the_encoder_side_pixels(session):
     for name, (h, w) in SIZES.items():
         decoded = np.asarray(Image.open(root / "decoded" / f"{name}.png"))
         assert decoded.shape == (h, w, 3)  # padded to 64, cropped exactly
-        assert np.array_equal(decoded, np.asarray(Image.open(root / "encoder_side" / f"{name}.png")))
-        in_process = api.decompress(pipeline, (root / "osc" / f"{name}.osc").read_bytes())
-        assert np.array_equal(decoded, in_process.permute(1, 2, 0).numpy())
+        encoder_side = np.asarray(Image.open(root / "encoder_side" / f"{name}.png"))  # made on one thread
+        assert np.abs(decoded.astype(int) - encoder_side.astype(int)).max() <= 1  # decoded on two threads
+        in_process = api.decompress(pipeline, (root / "osc" / f"{name}.osc").read_bytes())  # on one thread
+        assert np.array_equal(encoder_side, in_process.permute(1, 2, 0).numpy())
 
 
 def test_bpp_is_the_file_size_over_the_original_pixels(session):

@@ -2,7 +2,7 @@
 
     model = load_model()                          # the packaged default model, or load_model("models/mine")
     data = compress(model, image)                 # bytes of a complete .osc file
-    image = decompress(model, data)               # the same kind of image you gave, the same bits in any process
+    image = decompress(model, data)               # the same kind of image you gave (bits: see README, threads)
     describe(data)                                # model, size, bpp and section sizes, without a model
 
 Images: uint8 torch tensors (3 x H x W, 1 x H x W or H x W), numpy uint8 arrays (H x W x 3, H x W x 1 or

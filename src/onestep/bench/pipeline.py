@@ -6,7 +6,8 @@ For each precision it runs `compress` (autoencoder encode, codec analysis, entro
 time, the stream size and the peak memory of each phase: resident memory sampled from /proc on CPU, the
 allocator's peak on CUDA. bfloat16 runs the calls under autocast; codecs keep their entropy-parameter path
 in float32 themselves, so streams stay decodable. The numerics are those of `onestep compress`
-(`pipeline.deterministic`: one intra-op thread on CPU, deterministic kernels on CUDA).
+(`pipeline.deterministic`: the entropy path on one intra-op thread on CPU, the rest at the process's thread
+count; deterministic kernels on CUDA).
 
 A method's bench presets (`Method.bench`) give the architecture, its arguments, size, precisions and mode;
 command-line options override them.

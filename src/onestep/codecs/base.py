@@ -3,11 +3,17 @@
 A latent codec sees the padded image (in [-1, 1]) and the autoencoder's latent, and hands the generator
 a feature map plus optional cross-attention context. `forward` is for training (estimated bits);
 `compress`/`decompress` make and read real streams, one named byte string per section.
+
+The pipeline splits coding in two: the entropy path (`write_sections` / `read_sections`: everything the
+symbols and their entropy parameters depend on) runs on one CPU thread so that both sides agree bit for bit,
+and `finish` (the codec's synthesis of the generator's input from what the entropy path recovered) runs at
+the caller's thread count. A codec that does not split keeps its whole `decompress` on the entropy path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -60,3 +66,23 @@ class LatentCodec(ModelMixin):
     def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
         """Rebuild the generator's input from the sections; `padded_size` is (H, W) in pixels."""
         raise NotImplementedError
+
+    # --- the entropy path and the rest, for the pipeline's thread split ------------------------------
+
+    @torch.no_grad()
+    def write_sections(
+        self, image: torch.Tensor, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
+    ) -> tuple[dict[str, bytes], Any]:
+        """The entropy path of `compress_and_reconstruct`: the sections, and what `finish` turns into the
+        CodecOutput `decompress` will return. By default all of it (`finish` then passes it through)."""
+        return self.compress_and_reconstruct(image, latent, mode, quality)
+
+    @torch.no_grad()
+    def read_sections(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> Any:
+        """The entropy path of `decompress`; `finish` does the rest. By default all of `decompress`."""
+        return self.decompress(sections, padded_size, mode)
+
+    @torch.no_grad()
+    def finish(self, decoded: Any) -> CodecOutput:
+        """What comes after the entropy path (no symbol depends on it): by default nothing."""
+        return decoded

@@ -11,11 +11,17 @@ Subclasses provide the networks and get `forward`, `compress`, `compress_and_rec
     entropy_feature(z_hat)  -> feature for the prior (@ s), side information       both sides
     synthesize(y_hat, side) -> CodecOutput (generator features, context)           receiver
 
+`write_sections` / `read_sections` are the entropy path (to `Symbols`), `finish` the synthesis: the
+pipeline runs the first on one CPU thread and the second at the caller's thread count.
+
 Sections: "z" (the side model's stream) and, in the "normal" mode, "y" (the context prior's stream).
 The "z-only" mode sends z alone; y_hat is then the prior's prediction.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -24,6 +30,17 @@ from ..errors import ConfigError, StreamError
 from .base import CodecOutput, LatentCodec
 
 SECTIONS = {"normal": ("z", "y"), "z-only": ("z",)}
+
+
+@dataclass
+class Symbols:
+    """What the entropy path recovered (`write_sections` / `read_sections`): y_hat and the side information
+    `synthesize` needs, the sections' sizes, and anything a subclass adds for its `finish`."""
+
+    y_hat: torch.Tensor
+    side: torch.Tensor
+    bits: dict[str, torch.Tensor]
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class HyperpriorCodec(LatentCodec):
@@ -90,32 +107,51 @@ class HyperpriorCodec(LatentCodec):
         return self._compress(image, latent, mode, quality)[0]
 
     @torch.no_grad()
+    def write_sections(
+        self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
+    ) -> tuple[dict[str, bytes], Symbols]:
+        sections, y_hat, side = self._compress(image, latent, mode, quality)
+        return sections, Symbols(y_hat, side, section_bits(sections, y_hat.device))
+
+    @torch.no_grad()
     def compress_and_reconstruct(
         self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
     ) -> tuple[dict[str, bytes], CodecOutput]:
         """`compress`, plus what `decompress` will return, computed on the encoder's side."""
-        sections, y_hat, side = self._compress(image, latent, mode, quality)
-        out = self.synthesize(y_hat, side)
-        out.bits = section_bits(sections, y_hat.device)
-        return sections, out
+        sections, symbols = self.write_sections(image, latent, mode, quality)
+        return sections, self.finish(symbols)
 
     @torch.no_grad()
-    def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
+    def read_sections(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> Symbols:
         self._check_sections(sections, mode)
-        height, width = padded_size
-        if height <= 0 or width <= 0 or height % self.pad_multiple or width % self.pad_multiple:
-            raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
-        z_shape = (1, self.z_model.channels, height // self.pad_multiple, width // self.pad_multiple)
-        z_hat = self.z_model.decompress(sections["z"], z_shape).to(next(self.parameters()).device)
+        z_hat = self.z_model.decompress(sections["z"], self._z_shape(padded_size)).to(self._device)
         feature, side = self._entropy_feature(z_hat)
         if mode == "normal":
             y_shape = (1, self.prior.channels, *feature.shape[-2:])
             y_hat = self.prior.decompress(sections["y"], y_shape, feature=feature)
         else:
             y_hat = self.prior.predict(feature)
-        out = self.synthesize(y_hat, side)
-        out.bits = section_bits(sections, y_hat.device)
+        return Symbols(y_hat, side, section_bits(sections, y_hat.device))
+
+    @torch.no_grad()
+    def finish(self, decoded: Symbols) -> CodecOutput:
+        out = self.synthesize(decoded.y_hat, decoded.side)
+        out.bits = decoded.bits
         return out
+
+    @torch.no_grad()
+    def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
+        return self.finish(self.read_sections(sections, padded_size, mode))
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _z_shape(self, padded_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        height, width = padded_size
+        if height <= 0 or width <= 0 or height % self.pad_multiple or width % self.pad_multiple:
+            raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
+        return (1, self.z_model.channels, height // self.pad_multiple, width // self.pad_multiple)
 
     def _check_sections(self, sections: dict[str, bytes], mode: str) -> None:
         name = type(self).__name__

@@ -65,7 +65,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
         parser.add_argument("--preview", action="store_true", help="the model's fast preview decode (SODEC)")
     parser.add_argument("--tile-size", type=int, metavar="PX", help="decoder tile side in pixels (less = less memory)")
-    parser.add_argument("--threads", type=int, metavar="N", help="number of CPU threads for torch")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads after the entropy path (one)")
 
 
 def expand_inputs(patterns: list[str], suffixes: tuple[str, ...], error: type[OneStepError]) -> tuple[list[Path], bool]:

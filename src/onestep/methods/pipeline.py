@@ -33,7 +33,15 @@ from ..generators.conditioning import Conditioner
 from ..modeling import ModelMixin
 from .tiling import run_tiled
 
-__all__ = ["EncodedImage", "OneStepPipeline", "TrainingOutput", "deterministic", "pad_image", "to_uint8"]
+__all__ = [
+    "EncodedImage",
+    "OneStepPipeline",
+    "TrainingOutput",
+    "deterministic",
+    "pad_image",
+    "rendering",
+    "to_uint8",
+]
 
 
 @dataclass
@@ -61,38 +69,47 @@ def pad_image(image: torch.Tensor, multiple: int, mode: str = "replicate") -> to
     return F.pad(image, (0, wp - w, 0, hp - h), mode=mode)
 
 
-_coding_lock = threading.Lock()
-_coders = 0
+# Two phases share torch's process-wide intra-op thread setting: the entropy path (one thread) and what comes
+# after it (the caller's setting). A phase waits until no Python thread is in the other one, so whatever runs
+# in either always runs at the thread count its promise names; threads in the same phase run together.
+_phases = threading.Condition()
+_in_phase = {"entropy": 0, "render": 0}
 _saved_threads = 0
+_local = threading.local()  # this Python thread's phase: a mixed nesting would wait for itself forever
 
 
 @contextlib.contextmanager
-def deterministic(device: torch.device | str = "cpu") -> Iterator[None]:
-    """The numerics every stream is made and read with.
-
-    The entropy parameters must be bit-identical on both sides, and a stream must decode to the same pixels
-    in any process. On CPU, oneDNN's and MKL's reductions change with the thread count (and a per-thread
-    OpenMP setting does not reach oneDNN: measured), so coding runs on one intra-op thread whatever the
-    caller's setting. Several Python threads may code at once (they share the setting and run in parallel, a
-    thread each); the caller's setting is restored when the last one leaves. Other torch work in the same
-    process also runs on one intra-op thread meanwhile: slower, never different. On CUDA, deterministic kernels.
-    """
-    global _coders, _saved_threads
+def _phase(name: str, device: torch.device | str) -> Iterator[None]:
+    global _saved_threads
     device = torch.device(device)
-    if device.type == "cpu":
-        with _coding_lock:
-            if _coders == 0:
-                _saved_threads = torch.get_num_threads()
-                torch.set_num_threads(1)
-            _coders += 1
-        try:
+    if device.type != "cpu":
+        with _cuda_deterministic():  # deterministic kernels in both phases: the same pixels on every run
             yield
-        finally:
-            with _coding_lock:
-                _coders -= 1
-                if _coders == 0:
-                    torch.set_num_threads(_saved_threads)
         return
+    mine = getattr(_local, "phase", None)
+    if mine is not None and mine != name:
+        raise RuntimeError(f"the {name} phase cannot start inside this thread's {mine} phase")
+    other = "render" if name == "entropy" else "entropy"
+    with _phases:
+        _phases.wait_for(lambda: _in_phase[other] == 0)
+        if name == "entropy" and _in_phase["entropy"] == 0:
+            _saved_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _in_phase[name] += 1
+    _local.phase = name
+    try:
+        yield
+    finally:
+        _local.phase = mine
+        with _phases:
+            _in_phase[name] -= 1
+            if name == "entropy" and _in_phase["entropy"] == 0:
+                torch.set_num_threads(_saved_threads)
+            _phases.notify_all()
+
+
+@contextlib.contextmanager
+def _cuda_deterministic() -> Iterator[None]:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
@@ -100,6 +117,25 @@ def deterministic(device: torch.device | str = "cpu") -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+def deterministic(device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[None]:
+    """The numerics of the entropy path: whatever the symbols and their entropy parameters depend on (the
+    encoder, hyper-decoder, prior, symbol coding), which must be bit-identical on both sides in any process.
+
+    On CPU, oneDNN's and MKL's reductions change with the thread count (and a per-thread OpenMP setting does
+    not reach oneDNN: measured), so this runs on one intra-op thread whatever the caller's setting; the
+    caller's setting is restored when the last Python thread in this phase leaves. Several Python threads may
+    be in it at once (a thread each); one in `rendering` meanwhile waits. On CUDA, deterministic kernels."""
+    return _phase("entropy", device)
+
+
+def rendering(device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[None]:
+    """The numerics of everything after the entropy path (codec synthesis, generator, autoencoder decoder):
+    the caller's thread count. The pixels are bit-identical at a fixed thread count and within a grey level
+    or so across thread counts. Waits while another Python thread is in `deterministic` (which holds torch
+    at one thread), so the thread count never changes under a running render."""
+    return _phase("render", device)
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
@@ -236,10 +272,11 @@ class OneStepPipeline(ModelMixin):
             latent = self.encode(x)
             if not reconstruct:
                 return EncodedImage(self.codec.compress(x, latent, mode=mode, **options), h, w, mode), None
-            sections, out = self.codec.compress_and_reconstruct(x, latent, mode=mode, **options)
-            padded = tuple(x.shape[-2:])
-            del x, latent
-            reconstruction = self.render(out, padded, decode_tile)
+            sections, symbols = self.codec.write_sections(x, latent, mode=mode, **options)
+        padded = tuple(x.shape[-2:])
+        del x, latent
+        with rendering(self.device):  # what decompress does after its entropy path, at the same thread count
+            reconstruction = self.render(self.codec.finish(symbols), padded, decode_tile)
         return EncodedImage(sections, h, w, mode), to_uint8(reconstruction[0, :, :h, :w]).cpu()
 
     @torch.no_grad()
@@ -254,7 +291,10 @@ class OneStepPipeline(ModelMixin):
             raise StreamError(f"stream claims an image of {w}x{h}, which this model cannot produce")
         size = padded_size(h, w, self.pad_multiple)
         with deterministic(self.device):
-            out = self.codec.decompress(encoded.sections, size, mode=encoded.mode)
+            symbols = self.codec.read_sections(encoded.sections, size, mode=encoded.mode)
+        with rendering(self.device):
+            out = self.codec.finish(symbols)
+            del symbols
             image = self.conditioner.preview(out) if preview else self.render(out, size, decode_tile)
             del out  # the codec's features: a full-size copy for pixel-space codecs
         return to_uint8(image[0, :, :h, :w]).cpu()

@@ -21,9 +21,10 @@ import torch
 from ...codecs.base import CodecOutput
 from ...codecs.fsq_hyperprior import SECTIONS, FSQHyperpriorCodec, section_bits
 from ...codecs.hyperprior import HyperDecoder, HyperEncoder
+from ...codecs.hyperprior_codec import Symbols
 from ...codecs.spatial_prior import FourPassPrior
 from ...entropy.fsq import FSQ
-from ...errors import ConfigError, StreamError
+from ...errors import ConfigError
 from .decoder import OneDCDecoder
 from .encoder import PATCH_SIZE, UNET_LEVELS, OneDCEncoder
 from .reference_coder import with_reference_coder
@@ -136,21 +137,15 @@ class OneDCCodec(FSQHyperpriorCodec):
         return {"z": z_bytes, "y": y_bytes}, y_hat, side
 
     @torch.no_grad()
-    def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
+    def read_sections(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> Symbols:
         if mode != REFERENCE_MODE:
-            return super().decompress(sections, padded_size, mode)
+            return super().read_sections(sections, padded_size, mode)
         self._check_sections(sections, "normal")
-        height, width = padded_size
-        if height <= 0 or width <= 0 or height % self.pad_multiple or width % self.pad_multiple:
-            raise StreamError(f"padded size {width}x{height} is not a positive multiple of {self.pad_multiple}")
-        z_shape = (1, self.fsq.channels, height // self.pad_multiple, width // self.pad_multiple)
-        z_hat = self.fsq.decompress(sections["z"], z_shape).to(next(self.parameters()).device)
+        z_hat = self.fsq.decompress(sections["z"], self._z_shape(padded_size)).to(self._device)
         feature, side = self._entropy_feature(as_reference_layout(z_hat))
         y_shape = (1, self.prior.channels, *feature.shape[-2:])
         y_hat = with_reference_coder(self.prior).method("decompress")(sections["y"], y_shape, feature=feature)
-        out = self.synthesize(y_hat, side)
-        out.bits = section_bits(sections, y_hat.device)
-        return out
+        return Symbols(y_hat, side, section_bits(sections, y_hat.device))
 
     # --- the three pieces the FSQ-hyperprior stream logic needs ---------------------------------------
 

@@ -24,7 +24,7 @@ import torch
 
 from ...codecs.base import CodecOutput
 from ...codecs.checkerboard_prior import OSDIFF_CONTEXT_WIDTHS, OSDIFF_SLICES, CheckerboardChannelPrior
-from ...codecs.hyperprior_codec import HyperpriorCodec
+from ...codecs.hyperprior_codec import HyperpriorCodec, Symbols
 from ...entropy.factorized import FactorizedPrior
 from ...errors import ConfigError, StreamError
 from .sd21 import ldm_alpha_bar
@@ -113,27 +113,33 @@ class OSDiffCodec(HyperpriorCodec):
     def compress(
         self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
     ) -> dict[str, bytes]:
-        return self.compress_and_reconstruct(image, latent, mode, quality)[0]
+        return self.write_sections(image, latent, mode, quality)[0]
 
     @torch.no_grad()
-    def compress_and_reconstruct(
+    def write_sections(
         self, image: torch.Tensor | None, latent: torch.Tensor, mode: str = "normal", quality: int | None = None
-    ) -> tuple[dict[str, bytes], CodecOutput]:
+    ) -> tuple[dict[str, bytes], Symbols]:
         self._check_quality(quality)
-        sections, out = super().compress_and_reconstruct(image, latent, mode)
+        sections, symbols = super().write_sections(image, latent, mode)
         sections[SEED_SECTION] = struct.pack(">I", self.seed)
-        noise = latent_noise(self.seed, latent.shape, latent.device)
-        return sections, self._with_noise(out, noise)
+        symbols.extras[SEED_SECTION] = self.seed
+        return sections, symbols
 
     @torch.no_grad()
-    def decompress(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> CodecOutput:
+    def read_sections(self, sections: dict[str, bytes], padded_size: tuple[int, int], mode: str = "normal") -> Symbols:
         sections = dict(sections)
         seed = sections.pop(SEED_SECTION, None)
         if seed is None or len(seed) != 4:
             raise StreamError("OSDiff stream has no 4-byte seed section")
-        out = super().decompress(sections, padded_size, mode)
+        symbols = super().read_sections(sections, padded_size, mode)
+        symbols.extras[SEED_SECTION] = struct.unpack(">I", seed)[0]
+        return symbols
+
+    @torch.no_grad()
+    def finish(self, decoded: Symbols) -> CodecOutput:
+        out = super().finish(decoded)
         latent_shape = (1, self.latent_channels, *out.features.shape[-2:])
-        return self._with_noise(out, latent_noise(struct.unpack(">I", seed)[0], latent_shape, out.features.device))
+        return self._with_noise(out, latent_noise(decoded.extras[SEED_SECTION], latent_shape, out.features.device))
 
     def _check_quality(self, quality: int | None) -> None:
         if quality is not None:
