@@ -20,16 +20,16 @@ from ..pipeline import OneStepPipeline
 NAME = "onestep-avif-restore"
 # Named architectures: `full` is the packaged model (768x512 decodes in about 0.1 s on one CPU thread);
 # `tiny` is for tests.
-ARCHITECTURES: dict[str, dict[str, int]] = {
-    "full": {"width": 32, "depth": 3},
-    "tiny": {"width": 8, "depth": 1},
+ARCHITECTURES: dict[str, dict[str, int | bool]] = {
+    "full": {"width": 32, "depth": 3, "output_filter": True},
+    "tiny": {"width": 8, "depth": 1, "output_filter": True},
 }
 
 
 def avif_restore_model(
     architecture: str = "full",
     levels: tuple[tuple[int, int], ...] = DEFAULT_LEVELS,
-    default_quality: int = 7,
+    default_quality: int = 6,
     name: str = NAME,
 ) -> OneStepPipeline:
     """A randomly initialised model (the generator starts as the identity: it returns the base layer)."""
