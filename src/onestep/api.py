@@ -39,12 +39,15 @@ DEFAULT_MODEL = "onestep-avif-restore-1.0"  # the folder under weights/ that `lo
 VALUE_RANGES = ((0, 1), (-1, 1), (0, 255))
 
 
-def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> OneStepPipeline:
-    """Load a model folder (config.json + model.safetensors); `None` loads the packaged default model."""
+def load_model(
+    path: str | os.PathLike[str] | None = None, device: str = "cpu", decode_only: bool = False
+) -> OneStepPipeline:
+    """Load a model folder (config.json + model.safetensors); `None` loads the packaged default model.
+    `decode_only`: without the weights only compressing needs (less memory; `compress` then refuses)."""
     folder = WEIGHTS_FOLDER / DEFAULT_MODEL if path is None else Path(path)
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
-    return OneStepPipeline.from_pretrained(folder, device=device)
+    return OneStepPipeline.from_pretrained(folder, device=device, decode_only=decode_only)
 
 
 @functools.lru_cache(maxsize=1)

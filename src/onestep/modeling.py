@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .errors import ModelError
@@ -180,25 +180,43 @@ class ModelMixin(nn.Module):
         return folder
 
     @classmethod
-    def from_pretrained(cls: type[T], folder: str | os.PathLike[str], device: str = "cpu") -> T:
+    def from_pretrained(
+        cls: type[T], folder: str | os.PathLike[str], device: str = "cpu", decode_only: bool = False
+    ) -> T:
+        """Rebuild the model from `config.json` and read its weights, one tensor at a time, into it.
+
+        `decode_only`: leave out the weights only a sender needs (`sender_only_prefixes`; they stay on the
+        meta device, and `compress` refuses) when the file stores its fingerprint (else all are needed to
+        compute it)."""
+        from .partial_load import load_weights, parameters_on_meta
+
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise ModelError(f"{folder} is not a model folder: {path.name} is missing")
-        model = model_from_config(read_json(config_path))
+        config = read_json(config_path)
+        with parameters_on_meta():
+            model = model_from_config(config)
         if not isinstance(model, cls):
             raise ModelError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}")
-        try:
-            state = load_file(str(weights_path), device=device)
-        except Exception as e:  # safetensors raises its own types for damaged files
-            raise ModelError(f"cannot read {weights_path}: {e}") from None
-        load_state_dict_strict(model, state, source=str(weights_path))
-        model = model.to(device).eval()
         stored = stored_fingerprint(weights_path)
+        skip = model.sender_only_prefixes() if decode_only and stored is not None else ()
+        load_weights(model, weights_path, device, skip)
+        object.__setattr__(model, "_skipped_weights", skip)
+        model = model.eval()
         if stored is not None:
             object.__setattr__(model, "_fingerprint_cache", (model._weights_version(), stored))
         return model
+
+    def sender_only_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes of weights that only compressing uses (none by default)."""
+        return ()
+
+    @property
+    def skipped_weights(self) -> tuple[str, ...]:
+        """The prefixes `from_pretrained(decode_only=True)` left out (empty for a whole model)."""
+        return getattr(self, "_skipped_weights", ())
 
 
 def stored_fingerprint(weights_path: str | os.PathLike[str]) -> bytes | None:

@@ -130,7 +130,10 @@ class KLAutoencoder(Autoencoder):
             return self.vae.decode(latent.float() / self.scaling_factor + self.shift_factor).sample
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.state_dict().items() if k.startswith(("vae.encoder.", "vae.quant_conv."))}
+        return {k: v for k, v in self.state_dict().items() if k.startswith(self.sender_only_prefixes())}
+
+    def sender_only_prefixes(self) -> tuple[str, ...]:
+        return ("vae.encoder.", "vae.quant_conv.")
 
     def encoding_settings(self) -> dict[str, Any]:
         return {

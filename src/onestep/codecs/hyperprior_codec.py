@@ -27,6 +27,7 @@ import torch
 
 from ..entropy.base import ContextPrior, EntropyModel
 from ..errors import ConfigError, StreamError
+from ..partial_load import weights_device
 from .base import CodecOutput, LatentCodec
 
 SECTIONS = {"normal": ("z", "y"), "z-only": ("z",)}
@@ -145,7 +146,7 @@ class HyperpriorCodec(LatentCodec):
 
     @property
     def _device(self) -> torch.device:
-        return next(self.parameters()).device
+        return weights_device(self)
 
     def _z_shape(self, padded_size: tuple[int, int]) -> tuple[int, int, int, int]:
         height, width = padded_size

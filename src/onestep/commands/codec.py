@@ -304,7 +304,7 @@ def _decompress(args: argparse.Namespace) -> int:
     suffix = file_format.SUFFIX if file_format else STREAM_SUFFIX
     files, several = expand_inputs(args.inputs, (suffix,), StreamError)
     pairs = plan_outputs(files, several, args.output, ".png")
-    model = api.load_model(args.model) if args.model is not None else None
+    model = api.load_model(args.model, decode_only=True) if args.model is not None else None
     if file_format:
 
         def read_file(source: Path, destination: Path) -> str:

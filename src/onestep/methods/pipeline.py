@@ -31,6 +31,7 @@ from ..errors import ConfigError, ImageError, ModelError, StreamError
 from ..generators.base import Generator
 from ..generators.conditioning import Conditioner
 from ..modeling import ModelMixin
+from ..partial_load import weights_device
 from .tiling import run_tiled
 
 __all__ = [
@@ -181,7 +182,7 @@ class OneStepPipeline(ModelMixin):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return weights_device(self)
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -191,6 +192,11 @@ class OneStepPipeline(ModelMixin):
     def qualities(self) -> tuple[int, ...]:
         """The codec's rate-control settings (empty: one rate per mode)."""
         return tuple(getattr(self.codec, "qualities", ()))
+
+    def sender_only_prefixes(self) -> tuple[str, ...]:
+        """The autoencoder's encoder and the codec's analysis: what `from_pretrained(decode_only=True)` skips."""
+        parts = {"autoencoder": self.autoencoder, "codec": self.codec}
+        return tuple(f"{name}.{prefix}" for name, part in parts.items() for prefix in part.sender_only_prefixes())
 
     def _check_image(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 3 or image.shape[0] != 3:
@@ -262,6 +268,8 @@ class OneStepPipeline(ModelMixin):
     def _compress(
         self, image: torch.Tensor, mode: str, quality: int | None, reconstruct: bool, decode_tile: int | None = None
     ) -> tuple[EncodedImage, torch.Tensor | None]:
+        if self.skipped_weights:
+            raise ModelError(f"model {self.name!r} was loaded for decoding only: it cannot compress")
         self.check_mode(mode, ConfigError)
         self._check_quality(quality)
         x = self._check_image(image)

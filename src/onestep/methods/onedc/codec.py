@@ -115,6 +115,10 @@ class OneDCCodec(FSQHyperpriorCodec):
             output_channels=32,
         )
 
+    def sender_only_prefixes(self) -> tuple[str, ...]:
+        """The analysis side (`analyse`): the receiver starts from z_hat and y_hat."""
+        return ("encoder.", "hyper_encoder.")
+
     def pad_mode(self, mode: str) -> str:
         """The reference pads with `replicate` in normal mode and with `reflect` in its z-only inference."""
         return "reflect" if mode == "z-only" else "replicate"
