@@ -19,6 +19,7 @@ def test_bench_pipeline_tiny_writes_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == report
     assert report["image"] == {"width": 128, "height": 64} and report["weights"] == "random"
+    assert any(note.startswith("random weights") for note in report["notes"])
     assert report["method"] == "onedc" and report["arch"] == "tiny" and report["arguments"] == {"lora_rank": 0}
     assert report["parameters"]["total"] == onedc_tiny(lora_rank=0).num_parameters()  # timed merged
     for name in ("float32", "bfloat16"):
@@ -43,6 +44,7 @@ def test_bench_pipeline_times_a_model_folder_on_an_image(tmp_path):
     assert cli.main([*argv, "-o", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["image"] == {"width": 90, "height": 70} and report["weights"] == str(folder)
+    assert not any(note.startswith("random weights") for note in report["notes"])  # these weights were given
     assert report["method"] == "tiny" and report["runs"]["float32"]["decode"]["wall_s"] > 0
 
 

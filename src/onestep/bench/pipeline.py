@@ -360,5 +360,6 @@ def _notes(report: dict[str, Any]) -> list[str]:
     if report["device"] == "cpu":
         notes.append("CPU bfloat16 autocast covers conv/linear/matmul; its speed depends on the CPU's bf16 support")
     notes.append("the VAE runs in float32 under bfloat16 autocast, as in the reference; the entropy path too")
-    notes.append("random weights: stream sizes and reconstructions say nothing about compression quality")
+    if report["weights"] == "random":
+        notes.append("random weights: stream sizes and reconstructions say nothing about compression quality")
     return notes

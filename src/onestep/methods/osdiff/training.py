@@ -14,7 +14,8 @@ y_T is pure noise at t = 999 as at inference (`osdiff.noise_input: noise`); `noi
 reference does, on the ground-truth latent noised to t = 999. The reference encodes with a posterior sample
 in training (`osdiff.sample_posterior`). The engine's AdamW and gradient clipping apply to every phase (the
 reference does not clip the aux step; with the quantile loss's small gradients this rarely matters);
-`bitsandbytes`' 8-bit AdamW is the paper's optimizer, not used here: the engine builds torch's AdamW.
+`bitsandbytes`' 8-bit AdamW is the paper's optimizer: the engine uses it when bitsandbytes is installed
+(`optim.eight_bit: auto`; `always` requires it, `never` keeps torch's AdamW).
 """
 
 from __future__ import annotations
