@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL
 
 from ..errors import ConfigError, ModelError
 from ..modeling import load_state_dict_strict, read_json
+from ..nn.precision import keep_float32, to_compute_dtype
 from .base import Autoencoder
 from .weight_files import read_safetensors
 from .windowed_attention import set_window
@@ -127,7 +128,19 @@ class KLAutoencoder(Autoencoder):
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=latent.device.type, enabled=False):
-            return self.vae.decode(latent.float() / self.scaling_factor + self.shift_factor).sample
+            return self.vae.decode(latent.float() / self.scaling_factor + self.shift_factor).sample.float()
+
+    def set_decoder_dtype(self, dtype: torch.dtype) -> None:
+        """The decoder in `dtype` (bfloat16: `nn.precision`), its first and last layers in float32 (the
+        latent's and the pixels' rounding would show); the encoder is left as it is."""
+        if dtype == torch.float32:
+            return
+        to_compute_dtype(self.vae.decoder, dtype)
+        if self.vae.post_quant_conv is not None:
+            keep_float32(self.vae.post_quant_conv)
+        keep_float32(self.vae.decoder.conv_in, dtype)
+        keep_float32(self.vae.decoder.conv_norm_out)
+        keep_float32(self.vae.decoder.conv_out)
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k.startswith(self.sender_only_prefixes())}

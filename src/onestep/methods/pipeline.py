@@ -176,6 +176,7 @@ class OneStepPipeline(ModelMixin):
         self.max_pixels = max_pixels
         self.encode_tile, self.decode_tile = encode_tile, decode_tile
         self.tile_halo, self.tile_blend = tile_halo, tile_blend
+        self.render_dtype = torch.float32  # set_render_dtype
         self.pad_multiple = max(codec.pad_multiple, autoencoder.downsampling)
         if self.pad_multiple % autoencoder.downsampling:
             raise ValueError("the codec's padding multiple must be a multiple of the autoencoder's downsampling")
@@ -197,6 +198,27 @@ class OneStepPipeline(ModelMixin):
         """The autoencoder's encoder and the codec's analysis: what `from_pretrained(decode_only=True)` skips."""
         parts = {"autoencoder": self.autoencoder, "codec": self.codec}
         return tuple(f"{name}.{prefix}" for name, part in parts.items() for prefix in part.sender_only_prefixes())
+
+    def set_render_dtype(self, dtype: torch.dtype) -> OneStepPipeline:
+        """bfloat16: the generator and the autoencoder's decoder compute in bfloat16 (channels-last; their first
+        and last layers in float32), several times faster on CPUs with AVX512-BF16 / AMX. The codec (entropy
+        path and synthesis) stays float32, so every stream decodes as before, to pixels a few grey levels from
+        float32's (measured: benchmarks/onedc-bf16-kodak.json). One way: the float32 weights are dropped."""
+        if dtype == self.render_dtype:
+            return self
+        if dtype != torch.bfloat16 or self.render_dtype != torch.float32:
+            raise ConfigError(f"cannot render in {dtype} (only float32, or bfloat16 from float32)")
+        parts = ((self.generator, "set_compute_dtype"), (self.autoencoder, "set_decoder_dtype"))
+        for part, method in parts:
+            if not callable(getattr(part, method, None)):
+                raise ConfigError(f"model {self.name!r} cannot render in {dtype}: its {type(part).__name__} cannot")
+        fingerprint = self.fingerprint()
+        for part, method in parts:
+            getattr(part, method)(dtype)
+        # the same streams still decode with it: keep the float32 weights' fingerprint
+        object.__setattr__(self, "_fingerprint_cache", (self._weights_version(), fingerprint))
+        self.render_dtype = dtype
+        return self
 
     def _check_image(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() != 3 or image.shape[0] != 3:
