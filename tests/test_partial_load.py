@@ -48,3 +48,30 @@ def test_wrong_shapes_are_one_model_error(tmp_path: Path) -> None:
     (folder / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
     with pytest.raises(ModelError, match="do not fit"):
         OneStepPipeline.from_pretrained(folder)
+
+
+def test_a_damaged_weights_file_is_one_model_error(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    folder = onedc_tiny().eval().save_pretrained(tmp_path / "model")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    for damaged in (data[: len(data) - 100], data[:6], b"\xff" * 8 + data[8:]):
+        weights.write_bytes(damaged)
+        with pytest.raises(ModelError, match="cannot read"):
+            OneStepPipeline.from_pretrained(folder)
+
+
+def test_bfloat16_given_at_load_is_the_same_model_as_cast_after(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    made = onedc_tiny(lora_rank=0).eval()
+    folder = made.save_pretrained(tmp_path / "model")
+    encoded = made.compress(torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8))
+    loaded = OneStepPipeline.from_pretrained(folder, decode_only=True, render_dtype=torch.bfloat16)
+    made.set_render_dtype(torch.bfloat16)
+    assert torch.equal(loaded.decompress(encoded), made.decompress(encoded))
+    assert loaded.fingerprint() == made.fingerprint()
+    mine, theirs = loaded.state_dict(), made.state_dict()
+    for key, tensor in mine.items():
+        if not tensor.is_meta:  # the same dtype, layout and values as cast in memory
+            assert tensor.dtype == theirs[key].dtype and tensor.stride() == theirs[key].stride(), key
+            assert torch.equal(tensor, theirs[key]), key

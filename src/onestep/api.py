@@ -40,14 +40,18 @@ VALUE_RANGES = ((0, 1), (-1, 1), (0, 255))
 
 
 def load_model(
-    path: str | os.PathLike[str] | None = None, device: str = "cpu", decode_only: bool = False
+    path: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    decode_only: bool = False,
+    render_dtype: torch.dtype | None = None,
 ) -> OneStepPipeline:
     """Load a model folder (config.json + model.safetensors); `None` loads the packaged default model.
-    `decode_only`: without the weights only compressing needs (less memory; `compress` then refuses)."""
+    `decode_only`: without the weights only compressing needs (less memory; `compress` then refuses).
+    `render_dtype`: `OneStepPipeline.set_render_dtype` (bfloat16: faster, pixels a few grey levels off)."""
     folder = WEIGHTS_FOLDER / DEFAULT_MODEL if path is None else Path(path)
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
-    return OneStepPipeline.from_pretrained(folder, device=device, decode_only=decode_only)
+    return OneStepPipeline.from_pretrained(folder, device=device, decode_only=decode_only, render_dtype=render_dtype)
 
 
 @functools.lru_cache(maxsize=1)

@@ -181,13 +181,18 @@ class ModelMixin(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls: type[T], folder: str | os.PathLike[str], device: str = "cpu", decode_only: bool = False
+        cls: type[T],
+        folder: str | os.PathLike[str],
+        device: str = "cpu",
+        decode_only: bool = False,
+        render_dtype: torch.dtype | None = None,
     ) -> T:
         """Rebuild the model from `config.json` and read its weights, one tensor at a time, into it.
 
         `decode_only`: leave out the weights only a sender needs (`sender_only_prefixes`; they stay on the
         meta device, and `compress` refuses) when the file stores its fingerprint (else all are needed to
-        compute it)."""
+        compute it). `render_dtype`: the pipeline's `set_render_dtype`, applied before the weights are read
+        when the file stores its fingerprint (each weight then arrives in its final dtype)."""
         from .partial_load import load_weights, parameters_on_meta
 
         folder = Path(folder)
@@ -202,11 +207,16 @@ class ModelMixin(nn.Module):
             raise ModelError(f"{folder} holds a {type(model).__name__}, not a {cls.__name__}")
         stored = stored_fingerprint(weights_path)
         skip = model.sender_only_prefixes() if decode_only and stored is not None else ()
+        if render_dtype is not None and stored is not None:  # the stored fingerprint stands for the weights
+            object.__setattr__(model, "_fingerprint_cache", (model._weights_version(), stored))
+            model.set_render_dtype(render_dtype)  # type: ignore[attr-defined]
         load_weights(model, weights_path, device, skip)
         object.__setattr__(model, "_skipped_weights", skip)
         model = model.eval()
         if stored is not None:
             object.__setattr__(model, "_fingerprint_cache", (model._weights_version(), stored))
+        elif render_dtype is not None:  # the fingerprint is of the float32 weights: set_render_dtype keeps it
+            model.set_render_dtype(render_dtype)  # type: ignore[attr-defined]
         return model
 
     def sender_only_prefixes(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL
 
 from ..errors import ConfigError, ModelError
 from ..modeling import load_state_dict_strict, read_json
-from ..nn.precision import keep_float32, to_compute_dtype
+from ..nn.precision import to_compute_dtype
 from .base import Autoencoder
 from .weight_files import read_safetensors
 from .windowed_attention import set_window
@@ -135,12 +135,10 @@ class KLAutoencoder(Autoencoder):
         latent's and the pixels' rounding would show); the encoder is left as it is."""
         if dtype == torch.float32:
             return
-        to_compute_dtype(self.vae.decoder, dtype)
-        if self.vae.post_quant_conv is not None:
-            keep_float32(self.vae.post_quant_conv)
-        keep_float32(self.vae.decoder.conv_in, dtype)
-        keep_float32(self.vae.decoder.conv_norm_out)
-        keep_float32(self.vae.decoder.conv_out)
+        decoder = self.vae.decoder  # post_quant_conv, before it, stays float32 as it is
+        to_compute_dtype(
+            decoder, dtype, [(decoder.conv_in, dtype), (decoder.conv_norm_out, None), (decoder.conv_out, None)]
+        )
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k.startswith(self.sender_only_prefixes())}

@@ -310,13 +310,10 @@ def _decompress(args: argparse.Namespace) -> int:
     suffix = file_format.SUFFIX if file_format else STREAM_SUFFIX
     files, several = expand_inputs(args.inputs, (suffix,), StreamError)
     pairs = plan_outputs(files, several, args.output, ".png")
-    model = api.load_model(args.model, decode_only=True) if args.model is not None else None
-    if args.dtype != "float32":
-        if model is None:
-            raise ConfigError(f"--dtype {args.dtype} needs --model")
-        import torch  # already imported by api
-
-        model.set_render_dtype(getattr(torch, args.dtype))
+    if args.dtype != "float32" and args.model is None:
+        raise ConfigError(f"--dtype {args.dtype} needs --model")
+    dtype = getattr(api.torch, args.dtype)
+    model = api.load_model(args.model, decode_only=True, render_dtype=dtype) if args.model is not None else None
     if file_format:
 
         def read_file(source: Path, destination: Path) -> str:

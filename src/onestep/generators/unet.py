@@ -27,7 +27,7 @@ from diffusers import UNet2DConditionModel
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn.precision import cast_inputs, keep_float32, to_compute_dtype
+from ..nn.precision import cast_inputs, to_compute_dtype
 from .base import Generator
 from .lora import LoRALayer, add_lora, lora_parameters, merge_lora
 from .schedule import alpha_bar, x0_from_epsilon
@@ -158,11 +158,9 @@ class OneStepUNet(Generator):
         error about 15 times at t = 999. `vae_reduction` (x_t, amplified the same way) stays float32."""
         if dtype == torch.float32:
             return
-        to_compute_dtype(self.unet, dtype)
-        cast_inputs(self.unet.time_embedding, dtype)  # the timestep's embedding is made in the input's float32
-        keep_float32(self.unet.conv_in, dtype)
-        keep_float32(self.unet.conv_norm_out)
-        keep_float32(self.unet.conv_out)
+        unet = self.unet
+        to_compute_dtype(unet, dtype, [(unet.conv_in, dtype), (unet.conv_norm_out, None), (unet.conv_out, None)])
+        cast_inputs(unet.time_embedding, dtype)  # the timestep's embedding is made in the input's float32
 
     def merge_lora(self) -> int:
         """Fold the adapters into the base weights for inference; the config then says lora_rank 0, so

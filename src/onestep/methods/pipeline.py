@@ -212,7 +212,7 @@ class OneStepPipeline(ModelMixin):
         for part, method in parts:
             if not callable(getattr(part, method, None)):
                 raise ConfigError(f"model {self.name!r} cannot render in {dtype}: its {type(part).__name__} cannot")
-        fingerprint = self.fingerprint()
+        fingerprint = self.fingerprint()  # (from_pretrained gives it before the weights are read)
         for part, method in parts:
             getattr(part, method)(dtype)
         # the same streams still decode with it: keep the float32 weights' fingerprint
