@@ -164,3 +164,15 @@ def test_named_architectures_build(architecture: str) -> None:
     assert model.generator(torch.from_numpy(x), model.codec.condition(0, False)).shape == (1, 3, 16, 16)
     with pytest.raises(ConfigError):
         avif_restore_model("huge")
+
+
+def test_sharpness_is_an_encoder_setting_only() -> None:
+    """The loop filter's sharpness changes the encoder's choices; the decoder reads it from the stream, so a
+    codec with any sharpness decodes any stream to the same pixels."""
+    array = smooth_image(64, 96, seed=3).permute(1, 2, 0).numpy()
+    sharp, plain = (AvifBaseCodec(levels=LEVELS, default_quality=1, sharpness=s) for s in (3, 0))
+    payload = sharp.encode_base(array, 2)
+    assert payload != plain.encode_base(array, 2)
+    assert np.array_equal(sharp.decode_base(payload, (64, 96))[0], plain.decode_base(payload, (64, 96))[0])
+    with pytest.raises(ConfigError, match="sharpness"):
+        AvifBaseCodec(sharpness=8)

@@ -26,6 +26,14 @@ ARCHITECTURES: dict[str, dict[str, int | bool]] = {
 }
 
 
+# The base layer's encoder settings (training pairs are made with the same ones).
+SHARPNESS = 2
+
+
+def base_codec(levels: tuple[tuple[int, int], ...] = DEFAULT_LEVELS, default_quality: int = 6) -> AvifBaseCodec:
+    return AvifBaseCodec(levels=levels, default_quality=default_quality, sharpness=SHARPNESS)
+
+
 def avif_restore_model(
     architecture: str = "full",
     levels: tuple[tuple[int, int], ...] = DEFAULT_LEVELS,
@@ -35,7 +43,7 @@ def avif_restore_model(
     """A randomly initialised model (the generator starts as the identity: it returns the base layer)."""
     if architecture not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})")
-    codec = AvifBaseCodec(levels=levels, default_quality=default_quality)
+    codec = base_codec(levels, default_quality)
     generator = RestorationGenerator(codec.condition_channels, **ARCHITECTURES[architecture])
     return OneStepPipeline(PixelSpace(), codec, generator, name=name)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...codecs.avif_base import AvifBaseCodec
 from ...images import read_image
+from .model import base_codec
 
 CROP = 256
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm")
@@ -42,7 +42,7 @@ def make_pair(job: tuple[int, Path, Path]) -> str:
     target_file = out / f"{index:05d}.npz"
     if target_file.exists():
         return "kept"
-    codec = AvifBaseCodec()
+    codec = base_codec()
     array = read_image(source).permute(1, 2, 0).numpy()
     crop = square_crop(array, CROP, random.Random(index), codec.pad_multiple)
     payloads = {f"q{q}": np.frombuffer(codec.encode_base(crop, q), dtype=np.uint8) for q in codec.qualities}

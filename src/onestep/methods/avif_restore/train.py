@@ -169,7 +169,7 @@ def run(pairs: Path, out: Path, config: TrainConfig) -> None:
     train_pairs = PairSampler(pairs, codec, config.crop)
     val_pairs = PairSampler(pairs, codec, config.crop, train=False)
     log = (out / "log.jsonl").open("a")
-    started = time.time()
+    started, first_step = time.time(), step
     while step < config.steps:
         if step % 100 == 0:
             train_pairs.rescan()
@@ -204,7 +204,7 @@ def run(pairs: Path, out: Path, config: TrainConfig) -> None:
             for e, p in zip(ema.parameters(), generator.parameters()):
                 e.lerp_(p, 1 - config.ema)
         step += 1
-        logs["s_per_step"] = (time.time() - started) / step
+        logs["s_per_step"] = (time.time() - started) / (step - first_step)  # this session's steps only
         if step % 10 == 0:
             log.write(json.dumps(logs) + "\n")
             log.flush()
