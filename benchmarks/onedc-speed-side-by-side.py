@@ -79,8 +79,8 @@ def onestep_worker(args: argparse.Namespace) -> tuple[Any, Any]:
     from onestep.methods.pipeline import OneStepPipeline
 
     decode_only = args.worker == "onestep-decoder" or args.dtype != "float32"
-    model = OneStepPipeline.from_pretrained(args.work / "onestep-model", decode_only=decode_only).eval()
-    model.set_render_dtype(getattr(torch, args.dtype))
+    dtype = getattr(torch, args.dtype)
+    model = OneStepPipeline.from_pretrained(args.work / "onestep-model", decode_only=decode_only, render_dtype=dtype)
     encoded = read_bin((args.work / "reference.bin").read_bytes())
     image = _harness().load_image((encoded.height, encoded.width))
 
