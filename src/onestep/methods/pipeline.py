@@ -70,18 +70,20 @@ def pad_image(image: torch.Tensor, multiple: int, mode: str = "replicate") -> to
     return F.pad(image, (0, wp - w, 0, hp - h), mode=mode)
 
 
-# Two phases share torch's process-wide intra-op thread setting: the entropy path (one thread) and what comes
-# after it (the caller's setting). A phase waits until no Python thread is in the other one, so whatever runs
-# in either always runs at the thread count its promise names; threads in the same phase run together.
+# Two phases: the entropy path (one intra-op thread) and what comes after it (the caller's setting).
+# torch.set_num_threads sets the calling OS thread's OpenMP and MKL counts (and the count a thread that first
+# uses torch later starts with); threads already running keep theirs (tests/test_coding_threads.py). So each
+# Python thread sets one thread for its own entropy path and restores its own setting afterwards: threads that
+# do not code are never touched, and a thread entering while another is inside still runs on one thread.
+# A phase also waits until no Python thread is in the other one, so work of the two phases never interleaves
+# in one process (oneDNN keeps its primitives in one process-wide cache).
 _phases = threading.Condition()
 _in_phase = {"entropy": 0, "render": 0}
-_saved_threads = 0
 _local = threading.local()  # this Python thread's phase: a mixed nesting would wait for itself forever
 
 
 @contextlib.contextmanager
 def _phase(name: str, device: torch.device | str) -> Iterator[None]:
-    global _saved_threads
     device = torch.device(device)
     if device.type != "cpu":
         with _cuda_deterministic():  # deterministic kernels in both phases: the same pixels on every run
@@ -93,19 +95,19 @@ def _phase(name: str, device: torch.device | str) -> Iterator[None]:
     other = "render" if name == "entropy" else "entropy"
     with _phases:
         _phases.wait_for(lambda: _in_phase[other] == 0)
-        if name == "entropy" and _in_phase["entropy"] == 0:
-            _saved_threads = torch.get_num_threads()
-            torch.set_num_threads(1)
         _in_phase[name] += 1
     _local.phase = name
+    saved = torch.get_num_threads() if name == "entropy" and mine is None else None
+    if saved is not None:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
+        if saved is not None:
+            torch.set_num_threads(saved)
         _local.phase = mine
         with _phases:
             _in_phase[name] -= 1
-            if name == "entropy" and _in_phase["entropy"] == 0:
-                torch.set_num_threads(_saved_threads)
             _phases.notify_all()
 
 
@@ -124,10 +126,10 @@ def deterministic(device: torch.device | str = "cpu") -> contextlib.AbstractCont
     """The numerics of the entropy path: whatever the symbols and their entropy parameters depend on (the
     encoder, hyper-decoder, prior, symbol coding), which must be bit-identical on both sides in any process.
 
-    On CPU, oneDNN's and MKL's reductions change with the thread count (and a per-thread OpenMP setting does
-    not reach oneDNN: measured), so this runs on one intra-op thread whatever the caller's setting; the
-    caller's setting is restored when the last Python thread in this phase leaves. Several Python threads may
-    be in it at once (a thread each); one in `rendering` meanwhile waits. On CUDA, deterministic kernels."""
+    On CPU, oneDNN's and MKL's reductions change with the thread count, so this runs on one intra-op thread
+    whatever the caller's setting; each Python thread sets that for itself and gets its own setting back when
+    it leaves, and threads that do not code are not touched. Several Python threads may be in it at once (a
+    thread each); one in `rendering` meanwhile waits. On CUDA, deterministic kernels."""
     return _phase("entropy", device)
 
 
