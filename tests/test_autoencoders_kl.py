@@ -177,3 +177,24 @@ def test_kl_encoder_fingerprint_covers_the_encoding_settings() -> None:
         other.load_state_dict(state)
         fingerprints.add(other.encoder_fingerprint())
     assert len(fingerprints) == 4
+
+
+def test_in_place_silu_at_inference_changes_no_value_and_keeps_gradients() -> None:
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = KLAutoencoder.tiny().eval()
+    latent = torch.randn(1, 4, 6, 5)
+    with torch.no_grad():
+        in_place = model.decode(latent)
+    stock = KLAutoencoder.tiny().eval()
+    stock.load_state_dict(model.state_dict())
+    for module in stock.vae.decoder.modules():
+        for name, child in module.named_children():
+            if type(child).__name__ == "SiLUInPlaceAtInference":
+                setattr(module, name, nn.SiLU())
+    with torch.no_grad():
+        assert torch.equal(stock.decode(latent), in_place)
+    wanted = latent.clone().requires_grad_(True)
+    model.decode(wanted).square().mean().backward()  # with gradients recorded it is the stock SiLU
+    assert wanted.grad is not None and torch.isfinite(wanted.grad).all()

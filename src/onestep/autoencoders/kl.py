@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL
+from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..modeling import load_state_dict_strict, read_json
@@ -45,6 +47,15 @@ _ARCHITECTURE_KEYS = (
 # older diffusers files name the attention projections as the original single-head AttentionBlock did
 _DEPRECATED_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
 _DEPRECATED_PATTERN = re.compile(r"(\.attentions\.\d+\.)(query|key|value|proj_attn)\.")
+
+
+class SiLUInPlaceAtInference(nn.Module):
+    """SiLU that overwrites its input when no gradient is recorded. In the decoder it only ever gets a norm's
+    fresh output (its resnets have no time embedding), so the values are the same and one full-size tensor
+    fewer is alive: at 768x512, 400 MB less at the decoder's peak (256 channels at full size)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x, inplace=not (torch.is_grad_enabled() and x.requires_grad))
 
 
 class KLAutoencoder(Autoencoder):
@@ -107,6 +118,12 @@ class KLAutoencoder(Autoencoder):
             for attention in mid_block.attentions:
                 if attention is not None:
                     set_window(attention, attention_window)
+        if act_fn == "silu":  # the decoder's activations at full size: one copy fewer alive at inference
+            decoder = self.vae.decoder
+            for block in (decoder.mid_block, *decoder.up_blocks):
+                for resnet in block.resnets:
+                    resnet.nonlinearity = SiLUInPlaceAtInference()
+            decoder.conv_act = SiLUInPlaceAtInference()
 
     @classmethod
     def tiny(cls, **overrides: Any) -> KLAutoencoder:
