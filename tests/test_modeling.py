@@ -131,3 +131,13 @@ def test_streamed_weights_files_carry_the_fingerprint(tmp_path: Path) -> None:
     assert stored_fingerprint(tmp_path / WEIGHTS_NAME) == state_dict_fingerprint(state)
     loaded = load_file(str(tmp_path / WEIGHTS_NAME))
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_saved_files_get_a_plain_new_files_permissions(tmp_path: Path) -> None:
+    """safetensors replaces the file it writes with one of mode 0o600; a saved model is for sharing."""
+    _Pair(_Leaf(4), _Leaf()).save_pretrained(tmp_path / "m")
+    probe = tmp_path / "probe"
+    probe.touch()
+    expected = probe.stat().st_mode & 0o777
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == expected

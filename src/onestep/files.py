@@ -45,10 +45,12 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    mode = os.fstat(fd).st_mode & 0o777  # 0o666 less the umask: what a plain new file gets
     os.close(fd)
     try:
         yield tmp
         _check_target(path, overwrite)  # it may have appeared meanwhile
+        os.chmod(tmp, mode)  # writers that replace the file (safetensors does) create it 0o600
         os.replace(tmp, path)
     finally:
         _remove_quietly(tmp)
