@@ -35,7 +35,7 @@ from .methods.pipeline import OneStepPipeline
 from .modeling import CONFIG_NAME, WEIGHTS_NAME, read_json, state_dict_fingerprint, stored_fingerprint
 
 WEIGHTS_FOLDER = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "onestep-avif-restore-1.0"  # the folder under weights/ that `load_model()` loads
+DEFAULT_MODEL = "onestep-avif-restore-1.1"  # the folder under weights/ that `load_model()` loads
 VALUE_RANGES = ((0, 1), (-1, 1), (0, 255))
 
 
