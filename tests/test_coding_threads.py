@@ -6,7 +6,6 @@ setting back, and threads that do not code are never touched."""
 from __future__ import annotations
 
 import threading
-import time
 
 import torch
 
@@ -64,7 +63,6 @@ def test_rendering_runs_at_the_callers_setting() -> None:
             pass
         with rendering("cpu"):
             seen.append(torch.get_num_threads())
-        time.sleep(0)
 
     _run([threading.Thread(target=render)])
     assert seen == [2]

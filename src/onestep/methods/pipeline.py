@@ -70,45 +70,27 @@ def pad_image(image: torch.Tensor, multiple: int, mode: str = "replicate") -> to
     return F.pad(image, (0, wp - w, 0, hp - h), mode=mode)
 
 
-# Two phases: the entropy path (one intra-op thread) and what comes after it (the caller's setting).
 # torch.set_num_threads sets the calling OS thread's OpenMP and MKL counts (and the count a thread that first
-# uses torch later starts with); threads already running keep theirs (tests/test_coding_threads.py). So each
-# Python thread sets one thread for its own entropy path and restores its own setting afterwards: threads that
-# do not code are never touched, and a thread entering while another is inside still runs on one thread.
-# A phase also waits until no Python thread is in the other one, so work of the two phases never interleaves
-# in one process (oneDNN keeps its primitives in one process-wide cache).
-_phases = threading.Condition()
-_in_phase = {"entropy": 0, "render": 0}
-_local = threading.local()  # this Python thread's phase: a mixed nesting would wait for itself forever
+# uses torch later starts with); threads already running keep theirs (tests/test_coding_threads.py), and
+# oneDNN's primitive cache is keyed by the calling thread's count. So each Python thread sets one thread for
+# its own entropy path and restores its own setting afterwards: threads that do not code are never touched,
+# and nothing needs to wait for another thread.
+_local = threading.local()  # how deep this Python thread is in `deterministic` (nesting sets it once)
 
 
 @contextlib.contextmanager
-def _phase(name: str, device: torch.device | str) -> Iterator[None]:
-    device = torch.device(device)
-    if device.type != "cpu":
-        with _cuda_deterministic():  # deterministic kernels in both phases: the same pixels on every run
-            yield
-        return
-    mine = getattr(_local, "phase", None)
-    if mine is not None and mine != name:
-        raise RuntimeError(f"the {name} phase cannot start inside this thread's {mine} phase")
-    other = "render" if name == "entropy" else "entropy"
-    with _phases:
-        _phases.wait_for(lambda: _in_phase[other] == 0)
-        _in_phase[name] += 1
-    _local.phase = name
-    saved = torch.get_num_threads() if name == "entropy" and mine is None else None
+def _one_thread() -> Iterator[None]:
+    depth = getattr(_local, "depth", 0)
+    saved = torch.get_num_threads() if depth == 0 else None
     if saved is not None:
         torch.set_num_threads(1)
+    _local.depth = depth + 1
     try:
         yield
     finally:
+        _local.depth = depth
         if saved is not None:
             torch.set_num_threads(saved)
-        _local.phase = mine
-        with _phases:
-            _in_phase[name] -= 1
-            _phases.notify_all()
 
 
 @contextlib.contextmanager
@@ -128,17 +110,15 @@ def deterministic(device: torch.device | str = "cpu") -> contextlib.AbstractCont
 
     On CPU, oneDNN's and MKL's reductions change with the thread count, so this runs on one intra-op thread
     whatever the caller's setting; each Python thread sets that for itself and gets its own setting back when
-    it leaves, and threads that do not code are not touched. Several Python threads may be in it at once (a
-    thread each); one in `rendering` meanwhile waits. On CUDA, deterministic kernels."""
-    return _phase("entropy", device)
+    it leaves, and threads that do not code are not touched. On CUDA, deterministic kernels."""
+    return _one_thread() if torch.device(device).type == "cpu" else _cuda_deterministic()
 
 
 def rendering(device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[None]:
     """The numerics of everything after the entropy path (codec synthesis, generator, autoencoder decoder):
-    the caller's thread count. The pixels are bit-identical at a fixed thread count and within a grey level
-    or so across thread counts. Waits while another Python thread is in `deterministic` (which holds torch
-    at one thread), so the thread count never changes under a running render."""
-    return _phase("render", device)
+    on CPU the caller's thread count (pixels bit-identical at a fixed count, within a grey level or so across
+    counts); on CUDA deterministic kernels, so the same pixels on every run."""
+    return contextlib.nullcontext() if torch.device(device).type == "cpu" else _cuda_deterministic()
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
