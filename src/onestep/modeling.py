@@ -232,11 +232,12 @@ class ModelMixin(nn.Module):
 def stored_fingerprint(weights_path: str | os.PathLike[str]) -> bytes | None:
     """The fingerprint written into a weights file's header by `save_pretrained` (None for older files), read
     without loading the tensors."""
+    from .partial_load import read_header
+
     try:
         with open(weights_path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(min(length, 100_000_000)))
-        value = header.get("__metadata__", {}).get(FINGERPRINT_METADATA)
+            _, metadata, _ = read_header(f, os.fstat(f.fileno()).st_size)
+        value = metadata.get(FINGERPRINT_METADATA)
         return bytes.fromhex(value) if isinstance(value, str) and len(value) == 16 else None
     except (OSError, ValueError, struct.error, AttributeError):
         return None

@@ -56,14 +56,15 @@ _DTYPES = {
 }
 
 
-def _header(f: BinaryIO, size: int) -> tuple[dict[str, dict], int]:
-    """The safetensors header (key -> dtype, shape, data_offsets) and where the data starts."""
+def read_header(f: BinaryIO, size: int) -> tuple[dict[str, dict], dict[str, str], int]:
+    """A safetensors file's header, read from its start: the tensors (key -> dtype, shape, data_offsets), the
+    metadata, and where the data starts. ValueError or struct.error for a damaged header."""
     (length,) = struct.unpack("<Q", f.read(8))
     if length > size - 8:
         raise ValueError("header longer than the file")
     header = json.loads(f.read(length))
-    header.pop("__metadata__", None)
-    return header, 8 + length
+    metadata = header.pop("__metadata__", None) or {}
+    return header, metadata, 8 + length
 
 
 def _read(f: BinaryIO, entry: dict, start: int, size: int) -> torch.Tensor:
@@ -90,7 +91,7 @@ def load_weights(model: nn.Module, path: Path, device: str, skip: tuple[str, ...
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            header, start = _header(f, size)
+            header, _, start = read_header(f, size)
             shapes = {k: tuple(v["shape"]) for k, v in header.items()}
             problems = shape_mismatches({k: tuple(v.shape) for k, v in own.items()}, shapes)
             if problems:
