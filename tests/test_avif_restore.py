@@ -91,7 +91,7 @@ def test_quality_errors() -> None:
         codec.decompress({SECTION: payload[:1] + bytes([len(LEVELS)]) + payload[2:]}, (64, 64))
     with pytest.raises(StreamError):
         codec.decompress({SECTION: payload[:2] + payload[3:]}, (64, 64))  # damaged AVIF
-    with pytest.raises(StreamError, match="1/4"):
+    with pytest.raises(StreamError, match="1/4|not 16x32"):
         codec.decompress({SECTION: payload}, (128, 64))  # a base layer of another size
     with pytest.raises(ConfigError):
         AvifBaseCodec(levels=((3, 10),))
