@@ -1,9 +1,10 @@
 """libaom encoder options of the AVIF base layer against Pillow's defaults (not run by CI).
 
-Every 6th Kodak image from the 3rd (4 images), full size, 4:2:0, speed 6, AVIF qualities 8-42; per option the
-BD-rate against the defaults (pchip; negative = fewer bits at equal quality) on PSNR, MS-SSIM, SSIMULACRA2 and
-ENL2-dist. libavif 1.4 already sets libaom's `tune=iq` for still images (so `enable-qm` and
-`enable-chroma-deltaq` change nothing); the loop filter's `sharpness` does.
+Every 6th Kodak image from the 3rd (4 images), full size, 4:2:0, speed 6 unless named, AVIF qualities 8-42; per
+option the BD-rate against the defaults (pchip; negative = fewer bits at equal quality) on PSNR, MS-SSIM,
+SSIMULACRA2 and ENL2-dist, and the mean encode time (Pillow's default encoder threads, on a machine shared with
+other jobs: compare times within one run only). libavif 1.4 already sets libaom's `tune=iq` for still images (so
+`enable-qm` and `enable-chroma-deltaq` change nothing); the loop filter's `sharpness` and the speed do.
 
     python benchmarks/avif_encoder_options.py results/avif-ladder-sweep/encoder-options.json
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +24,14 @@ from PIL import Image, features
 ROOT = Path(__file__).resolve().parents[1]
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
 METRICS = ("psnr-rgb", "ms-ssim-rgb", "ssimulacra2", "enl2-dist")
-OPTIONS: dict[str, list[tuple[str, str]]] = {
-    "default": [],
-    "tune=ssim": [("tune", "ssim")],
-    "enable-qm=1": [("enable-qm", "1")],
-    "enable-chroma-deltaq=1": [("enable-chroma-deltaq", "1")],
-    **{f"sharpness={s}": [("sharpness", str(s))] for s in (1, 2, 3, 5)},
+# name -> (encoder speed, libaom options)
+OPTIONS: dict[str, tuple[int, list[tuple[str, str]]]] = {
+    "default": (6, []),
+    "tune=ssim": (6, [("tune", "ssim")]),
+    "enable-qm=1": (6, [("enable-qm", "1")]),
+    "enable-chroma-deltaq=1": (6, [("enable-chroma-deltaq", "1")]),
+    **{f"sharpness={s}": (6, [("sharpness", str(s))]) for s in (1, 2, 3, 5)},
+    **{f"speed={v} sharpness=2": (v, [("sharpness", "2")]) for v in (5, 4, 3)},
 }
 QUALITIES = (8, 16, 24, 32, 42)
 
@@ -44,14 +48,17 @@ def main() -> None:
         picture = Image.open(path).convert("RGB")
         reference = torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1)
         prepared = [m.prepare(reference) for m in suite.image_metrics]
-        for name, advanced in OPTIONS.items():
+        for name, (speed, advanced) in OPTIONS.items():
             for quality in QUALITIES:
                 buffer = io.BytesIO()
                 extra = {"advanced": advanced} if advanced else {}
-                picture.save(buffer, format="AVIF", quality=quality, subsampling="4:2:0", speed=6, **extra)
+                start = time.perf_counter()
+                picture.save(buffer, format="AVIF", quality=quality, subsampling="4:2:0", speed=speed, **extra)
+                seconds = time.perf_counter() - start
                 decoded = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
                 pixels = torch.from_numpy(np.asarray(decoded).copy()).permute(2, 0, 1)
-                row = rows.setdefault((name, quality), {"bpp": []})
+                row = rows.setdefault((name, quality), {"bpp": [], "encode_s": []})
+                row["encode_s"].append(seconds)
                 row["bpp"].append(8 * len(buffer.getvalue()) / (picture.width * picture.height))
                 for metric, p in zip(suite.image_metrics, prepared):
                     row.setdefault(metric.info.key, []).append(metric.measure(p, pixels))

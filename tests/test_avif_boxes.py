@@ -12,7 +12,7 @@ from PIL import Image, features
 
 from onestep.codecs import avif_boxes
 from onestep.codecs.avif_base import FORMAT_V1, FORMAT_V2, AvifBaseCodec
-from onestep.errors import StreamError
+from onestep.errors import ConfigError, StreamError
 
 pytestmark = pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF support")
 LEVELS = ((4, 0), (2, 20), (1, 40))
@@ -73,3 +73,18 @@ def test_damaged_short_streams_are_refused(cut: int) -> None:
     with pytest.raises(StreamError) as error:
         codec.decode_base(damaged, (64, 96))
     assert "\n" not in str(error.value)
+
+
+def test_speed_per_size_is_an_encoder_setting_only() -> None:
+    """Three speeds (full, 1/2, 1/4 size) pick the encoder's effort per level; any decoder reads the result."""
+    array = photo(64, 64, seed=5)
+    fast = AvifBaseCodec(levels=LEVELS, default_quality=0)
+    slow_reduced = AvifBaseCodec(levels=LEVELS, default_quality=0, speed=(6, 2, 2))
+    assert slow_reduced.encode_base(array, 2) == fast.encode_base(array, 2)  # full size: speed 6 in both
+    payload = slow_reduced.encode_base(array, 1)
+    assert payload != fast.encode_base(array, 1)
+    assert np.array_equal(fast.decode_base(payload, (64, 64))[0], slow_reduced.decode_base(payload, (64, 64))[0])
+    with pytest.raises(ConfigError):
+        AvifBaseCodec(levels=LEVELS, default_quality=0, speed=(6, 5))
+    with pytest.raises(ConfigError):
+        AvifBaseCodec(levels=LEVELS, default_quality=0, speed=11)
