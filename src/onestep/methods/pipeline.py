@@ -184,8 +184,11 @@ class OneStepPipeline(ModelMixin):
     def set_render_dtype(self, dtype: torch.dtype) -> OneStepPipeline:
         """bfloat16: the generator and the autoencoder's decoder compute in bfloat16 (channels-last; their first
         and last layers in float32), several times faster on CPUs with AVX512-BF16 / AMX. The codec (entropy
-        path and synthesis) stays float32, so every stream decodes as before, to pixels a few grey levels from
-        float32's (measured: benchmarks/onedc-bf16-kodak.json). One way: the float32 weights are dropped."""
+        path and synthesis) stays float32, so every stream decodes as before, to pixels near float32's but not
+        within 2 grey levels everywhere: on OneDC's harness weights up to 16 levels off, and either stage alone in
+        bfloat16 (even one level of the VAE decoder, or only the weights rounded to bfloat16) already moves some
+        values by more than 2 (benchmarks/onedc-precision-stages.json), so there is no exact-enough mix to offer.
+        One way: the float32 weights are dropped."""
         if dtype == self.render_dtype:
             return self
         if dtype != torch.bfloat16 or self.render_dtype != torch.float32:
