@@ -14,7 +14,7 @@ from onestep.errors import StreamError
 def test_every_packaged_model_is_found_by_its_streams() -> None:
     packaged = api.packaged_models()
     assert any(name == "onestep-default" for name, _ in packaged)  # the retired v1.1 default stays decodable
-    assert sum(name == "onestep-avif-restore" for name, _ in packaged) == 2  # v1.0 and v1.1: told apart by weights
+    assert sum(name == "onestep-avif-restore" for name, _ in packaged) == 3  # v1.0, v1.1, v1.2: told apart by weights
     image = torch.randint(0, 256, (3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     for (name, fingerprint), folder in packaged.items():
         model = api.load_model(folder)

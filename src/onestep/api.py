@@ -35,7 +35,7 @@ from .methods.pipeline import OneStepPipeline
 from .modeling import CONFIG_NAME, WEIGHTS_NAME, read_json, state_dict_fingerprint, stored_fingerprint
 
 WEIGHTS_FOLDER = Path(__file__).parent / "weights"
-DEFAULT_MODEL = "onestep-avif-restore-1.1"  # the folder under weights/ that `load_model()` loads
+DEFAULT_MODEL = "onestep-avif-restore-1.2"  # the folder under weights/ that `load_model()` loads
 VALUE_RANGES = ((0, 1), (-1, 1), (0, 255))
 
 
@@ -47,7 +47,9 @@ def load_model(
 ) -> OneStepPipeline:
     """Load a model folder (config.json + model.safetensors); `None` loads the packaged default model.
     `decode_only`: without the weights only compressing needs (less memory; `compress` then refuses).
-    `render_dtype`: `OneStepPipeline.set_render_dtype` (bfloat16: faster, pixels a few grey levels off)."""
+    `render_dtype`: `OneStepPipeline.set_render_dtype` (bfloat16: 2-4x faster on AVX512-BF16/AMX CPUs, but
+    not within 2 grey levels of float32: OneDC with random weights differs by up to 16 levels,
+    benchmarks/onedc-precision-stages.json)."""
     folder = WEIGHTS_FOLDER / DEFAULT_MODEL if path is None else Path(path)
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
