@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
+from onedc_run_info import run_info
 
 from onestep.images import read_image
 from onestep.methods.pipeline import OneStepPipeline
@@ -83,14 +83,13 @@ def main() -> None:
             "decode_bfloat16_s": seconds_b,
         }
     result = {
-        "what": "bf16 vs float32 rendering of the same OneDC streams (harness's seeded random weights), Kodak",
-        "model": str(args.work / "onestep-model"),
-        "size": "768x512",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "load_average_1min_before_decodes": load_before,
-        "load_average_1min_after": os.getloadavg()[0],
+        **run_info(
+            "bf16 vs float32 rendering of the same OneDC streams (harness's seeded random weights), Kodak",
+            args.work,
+            args.threads,
+            "decodes",
+            load_before,
+        ),
         "per_image": per_image,
         "worst": {
             key: max(v[key] for v in per_image.values())

@@ -32,7 +32,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from statistics import median
 
 import torch
+from onedc_run_info import run_info
 from torch import nn
 
 from onestep.images import read_image
@@ -218,14 +218,13 @@ def main() -> None:
             if times:
                 summary[f"median_{key}"] = median(times)
     result = {
-        "what": "OneDC rendering precision per stage (unet/vae variant pairings) vs float32, harness random weights",
-        "model": str(args.work / "onestep-model"),
-        "size": "768x512",
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "load_average_1min_before_renders": load_before,
-        "load_average_1min_after": os.getloadavg()[0],
+        **run_info(
+            "OneDC rendering precision per stage (unet/vae variant pairings) vs float32, harness random weights",
+            args.work,
+            args.threads,
+            "renders",
+            load_before,
+        ),
         "timing_note": "unet_s is recorded by the first pairing that uses a generator variant on an image; "
         "vae_s by every pairing; pairings alternate within each image",
         "modes": modes,
