@@ -42,8 +42,11 @@ DEFAULT_LEVELS = (
 
 def image_to_array(image: torch.Tensor) -> np.ndarray:
     """3 x H x W float in [-1, 1] (exact for images that came from uint8) -> H x W x 3 uint8."""
-    pixels = ((image.clamp(-1, 1) * 0.5 + 0.5) * 255 + 0.5).floor().clamp(0, 255).to(torch.uint8)
-    return np.ascontiguousarray(pixels.permute(1, 2, 0).cpu().numpy())
+    # ((x.clamp(-1, 1) * 0.5 + 0.5) * 255 + 0.5).floor(): the same operations in the same order (so the same
+    # bits), on one copy in place instead of six temporaries; this runs on every encode.
+    pixels = image.detach().to("cpu", torch.float32, copy=True).clamp_(-1, 1).mul_(0.5).add_(0.5)
+    pixels = pixels.mul_(255).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())
 
 
 def array_to_image(array: np.ndarray) -> torch.Tensor:
