@@ -4,15 +4,15 @@
         -o results/avif-restore-1.2-kodak/crops
 
 For each image and quality: one row of 192 x 192 crops, original | AVIF of the image downscaled by the base
-layer's divisor (Lanczos both ways, Pillow's default encoder settings, the largest quality whose file is not
-larger than ours) | the model's base layer alone (what the generator sees) | the model's output. Written at 1x
-and at 2x (nearest neighbour), with each crop's bpp on the whole image in the file name's text file.
+layer's divisor (the eval's `avif-down2` / `avif-down4` baseline: Lanczos both ways, Pillow's default encoder
+settings, the largest quality whose file is not larger than ours) | the model's base layer alone (what the
+generator sees) | the model's output. Written at 1x and at 2x (nearest neighbour); each file's bpp on the whole
+image in `crops.txt`.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,9 @@ import torch
 from PIL import Image
 
 from onestep import api
+from onestep.bitstream import read_container
+from onestep.codecs.avif_base import SECTION
+from onestep.eval.baselines import any_baseline
 from onestep.images import read_image
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -28,21 +31,17 @@ CROPS = (("kodim15", 120, 300), ("kodim23", 150, 330), ("kodim08", 40, 200))
 SIDE = 192
 
 
-def downscaled_avif(array: np.ndarray, divisor: int, max_bytes: int) -> tuple[np.ndarray, int]:
-    """AVIF of the image reduced `divisor` times at the largest quality that fits `max_bytes`, back to full
-    size; (pixels, bytes). Falls back to quality 0 when nothing fits."""
-    h, w = array.shape[:2]
-    small = Image.fromarray(array).resize((w // divisor, h // divisor), Image.Resampling.LANCZOS)
-    best: tuple[bytes, int] | None = None
-    for quality in range(0, 101, 2):
-        buffer = io.BytesIO()
-        small.save(buffer, format="AVIF", quality=quality)
-        if len(buffer.getvalue()) > max_bytes and best is not None:
+def downscaled_avif(image: torch.Tensor, divisor: int, max_bytes: int) -> tuple[np.ndarray, int]:
+    """The eval's `avif-down<divisor>` baseline at the largest quality (in steps of 2) whose file is not larger
+    than `max_bytes` (quality 0 when none fits): (full-size pixels, bytes)."""
+    trick = any_baseline(f"avif-down{divisor}")
+    best = (trick.encode(0, image), 0)
+    for quality in range(2, 101, 2):
+        data = trick.encode(quality, image)
+        if len(data) > max_bytes:
             break
-        best = (buffer.getvalue(), quality)
-    assert best is not None
-    decoded = Image.open(io.BytesIO(best[0])).convert("RGB").resize((w, h), Image.Resampling.LANCZOS)
-    return np.asarray(decoded), len(best[0])
+        best = (data, quality)
+    return trick.decode(best[1], best[0]).permute(1, 2, 0).numpy(), len(best[0])
 
 
 def main() -> None:
@@ -64,10 +63,10 @@ def main() -> None:
         for quality in (int(q) for q in args.qualities.split(",")):
             data = api.compress(model, image, quality=quality)
             ours = api.decompress(model, data).permute(1, 2, 0).numpy()
-            section = model.codec.compress(image[None].float() / 127.5 - 1, None, quality=quality)["base"]  # type: ignore[arg-type]
-            base, _, _ = model.codec.decode_base(section, (h, w))
+            _, encoded = read_container(data)  # the base layer the generator saw, from the file itself
+            base, _, _ = model.codec.decode_base(encoded.sections[SECTION], (h, w))
             divisor = model.codec.levels[quality][0]
-            trick, trick_bytes = downscaled_avif(array, divisor, len(data))
+            trick, trick_bytes = downscaled_avif(image, divisor, len(data))
             rows.append(np.concatenate([array[window], trick[window], base[window], ours[window]], axis=1))
             notes.append(
                 f"{name} q{quality}: ours {8 * len(data) / (h * w):.4f} bpp (base layer 1/{divisor}); AVIF of the "

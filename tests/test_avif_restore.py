@@ -12,7 +12,8 @@ from codec_testing import LatentCodecContract
 from PIL import features
 
 from onestep import api
-from onestep.codecs.avif_base import SECTION, AvifBaseCodec
+from onestep.codecs.avif_base import FORMAT_V1, SECTION, AvifBaseCodec
+from onestep.codecs.avif_boxes import rebuild
 from onestep.errors import ConfigError, ImageError, StreamError
 from onestep.generators.restore import RestorationGenerator
 from onestep.methods.avif_restore.model import avif_restore_model
@@ -91,8 +92,11 @@ def test_quality_errors() -> None:
         codec.decompress({SECTION: payload[:1] + bytes([len(LEVELS)]) + payload[2:]}, (64, 64))
     with pytest.raises(StreamError):
         codec.decompress({SECTION: payload[:2] + payload[3:]}, (64, 64))  # damaged AVIF
-    with pytest.raises(StreamError, match="1/4|not 16x32"):
+    with pytest.raises(StreamError, match="is 16x16, not 16x32"):  # short form: the sequence header's size
         codec.decompress({SECTION: payload}, (128, 64))  # a base layer of another size
+    whole = bytes((FORMAT_V1, 0)) + rebuild(payload[2:], 16, 16)  # whole-file form: the decoded picture's size
+    with pytest.raises(StreamError, match="not 1/4 of 64x128"):
+        codec.decompress({SECTION: whole}, (128, 64))
     with pytest.raises(ConfigError):
         AvifBaseCodec(levels=((3, 10),))
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from .errors import ModelError
 from .files import atomic_path, write_atomic
+from .partial_load import load_weights, parameters_on_meta, read_header
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -193,8 +194,6 @@ class ModelMixin(nn.Module):
         meta device, and `compress` refuses) when the file stores its fingerprint (else all are needed to
         compute it). `render_dtype`: the pipeline's `set_render_dtype`, applied before the weights are read
         when the file stores its fingerprint (each weight then arrives in its final dtype)."""
-        from .partial_load import load_weights, parameters_on_meta
-
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         for path in (config_path, weights_path):
@@ -232,8 +231,6 @@ class ModelMixin(nn.Module):
 def stored_fingerprint(weights_path: str | os.PathLike[str]) -> bytes | None:
     """The fingerprint written into a weights file's header by `save_pretrained` (None for older files), read
     without loading the tensors."""
-    from .partial_load import read_header
-
     try:
         with open(weights_path, "rb") as f:
             _, metadata, _ = read_header(f, os.fstat(f.fileno()).st_size)

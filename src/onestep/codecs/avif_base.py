@@ -31,8 +31,9 @@ SECTION = "base"
 FORMAT_V1 = 0x10  # the whole AVIF file
 FORMAT_V2 = 0x20  # the AV1 data without the HEIF boxes
 GREY_FLAG = 0x01
-# (resolution divisor, AVIF quality) per quality index, rising rate. On Kodak (4:2:0, speed 6) these give about
-# 0.014, 0.023, 0.028, 0.043, 0.068, 0.11, 0.17, 0.22, 0.30, 0.46, 0.67 bpp. Up to about 0.2 bpp AVIF of the image
+# (resolution divisor, AVIF quality) per quality index, rising rate. With the packaged model's encoder settings
+# (speeds 6/5/4, sharpness 2) these give 0.0071, 0.015, 0.018, 0.031, 0.052, 0.084, 0.14, 0.17, 0.24, 0.37 and
+# 0.55 bpp on Kodak, container included (results/avif-restore-1.2-kodak/). Up to about 0.2 bpp AVIF of the image
 # at half size beats full-size AVIF on MS-SSIM, SSIMULACRA2 and deep distances (not on PSNR): measured on 12
 # Kodak images with quality 0-80 at 1/2 and 0-62 at full size (results/avif-ladder-sweep/).
 DEFAULT_LEVELS = (
@@ -59,8 +60,9 @@ class AvifBaseCodec(LatentCodec):
     """`levels`: (divisor, AVIF quality) per quality index; every divisor divides `pad_multiple` / 2.
     `speed`: libaom's encoder speed (0 slowest - 10), one for all sizes or three: at full, 1/2 and 1/4 size. An
     encoder setting only: a reduced base layer has a quarter or a sixteenth of the pixels, so it can afford a
-    slower, better search within the same encode time (at speed 5 instead of 6, 6-8 % fewer bits at equal PSNR,
-    MS-SSIM, SSIMULACRA2 and ENL2-dist on Kodak, but 3-4x the encode time; benchmarks/avif_encoder_options.py).
+    slower, better search at a similar encode time (speed 5 instead of 6: 5.6-7.1 % fewer bits at equal PSNR,
+    MS-SSIM, SSIMULACRA2 and ENL2-dist on 4 full-size Kodak images, but 3-4x the encode time;
+    results/avif-ladder-sweep/encoder-options.json).
     `sharpness`: libaom's loop-filter sharpness (0-7), an encoder setting only (decoders read the filter
     from the stream). 1-3 measured about 2 % fewer bits than 0 at equal PSNR, MS-SSIM and ENL2-dist on Kodak
     with libaom 3.14 (benchmarks/avif_encoder_options.py)."""
@@ -89,7 +91,6 @@ class AvifBaseCodec(LatentCodec):
         speeds = (speed,) * 3 if isinstance(speed, int) else tuple(speed)
         if len(speeds) != 3 or any(not isinstance(v, int) or not 0 <= v <= 10 for v in speeds):
             raise ConfigError(f"AVIF speed must be 0-10, or three such speeds (full, 1/2, 1/4 size), got {speed!r}")
-        self.speed = speed if isinstance(speed, int) else list(speeds)  # as given: it is the saved config
         self.speed_by_divisor = dict(zip((1, 2, 4), speeds))
         self.subsampling, self.default_quality = subsampling, int(default_quality)
         self.sharpness = int(sharpness)

@@ -80,21 +80,17 @@ def rebuild(obus: bytes, width: int, height: int) -> bytes:
 
 def strip(avif: bytes, width: int, height: int) -> bytes | None:
     """The AV1 data of an AVIF file when `rebuild` gives the file back exactly, else None."""
-    if len(avif) < 8:
+    start = _mdat_data_start(avif)
+    if start is None or avif[start : start + len(TEMPORAL_DELIMITER)] != TEMPORAL_DELIMITER:
         return None
-    head = rebuild_header_size(avif)
-    if head is None:
-        return None
-    obus = avif[head + len(TEMPORAL_DELIMITER) :]
-    if avif[head : head + len(TEMPORAL_DELIMITER)] != TEMPORAL_DELIMITER:
-        return None
+    obus = avif[start + len(TEMPORAL_DELIMITER) :]
     try:
         return obus if rebuild(obus, width, height) == avif else None
     except ValueError:
         return None
 
 
-def rebuild_header_size(avif: bytes) -> int | None:
+def _mdat_data_start(avif: bytes) -> int | None:
     """Where the mdat box's data starts in a file whose last box is mdat, or None."""
     offset = 0
     while offset + 8 <= len(avif):

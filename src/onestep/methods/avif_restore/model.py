@@ -27,8 +27,9 @@ ARCHITECTURES: dict[str, dict[str, int | bool]] = {
 
 
 # The base layer's encoder settings (training pairs are made with the same ones): libaom speed at full, 1/2 and
-# 1/4 size (a reduced layer has 4x / 16x fewer pixels to search, so a slower speed keeps the encode time of a
-# full-size one) and the loop filter's sharpness.
+# 1/4 size (a reduced layer has 4x / 16x fewer pixels to search, so it can afford a slower search: at 768x512 a
+# half-size encode at speed 5 takes 0.46 s at most, a full-size one at speed 6 0.29 s;
+# benchmarks/avif-restore-speed-1.2.json) and the loop filter's sharpness.
 SPEEDS = (6, 5, 4)
 SHARPNESS = 2
 
