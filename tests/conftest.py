@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 torch.set_num_threads(1)
+
+# The property tests draw the same examples on every run and every machine, so a CI verdict can be
+# reproduced; `pytest --hypothesis-profile=explore` searches with fresh random examples.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("repeatable")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # the read-only data beside the repository
 
