@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--image", required=True, nargs="+")
-    parser.add_argument("--qualities", default="0,2,4,5,7,9,11")
+    parser.add_argument("--qualities", help="comma-separated quality indices (default: every level of the model)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--big", help="WIDTHxHEIGHT of a large-image memory run, e.g. 6000x4000")
     parser.add_argument("--big-quality", type=int, default=7)
@@ -92,7 +92,8 @@ def main() -> None:
     first = next(iter(images.values()))
     api.decompress(model, api.compress(model, first))  # warm-up: first calls pay for kernel selection
     rows = []
-    for quality in (int(q) for q in args.qualities.split(",")):
+    qualities = range(len(model.codec.levels)) if args.qualities is None else map(int, args.qualities.split(","))
+    for quality in qualities:
         per_image = {}
         for name, image in images.items():
             data, encode_s = timed(lambda q=quality, i=image: api.compress(model, i, quality=q), args.repeats)

@@ -27,9 +27,10 @@ ARCHITECTURES: dict[str, dict[str, int | bool]] = {
 
 
 # The base layer's encoder settings (training pairs are made with the same ones): libaom speed at full, 1/2 and
-# 1/4 size (a reduced layer has 4x / 16x fewer pixels to search, so it can afford a slower search: at 768x512 a
-# half-size encode at speed 5 takes 0.46 s at most, a full-size one at speed 6 0.29 s;
-# benchmarks/avif-restore-speed-1.2.json) and the loop filter's sharpness.
+# 1/4 size (a reduced layer has 4x / 16x fewer pixels to search, so it can afford a slower search: on the median
+# 768x512 Kodak image a half-size encode at speed 5 takes 0.22-0.51 s, a full-size one at speed 6 0.24-0.37 s,
+# the busiest images up to 0.83 / 0.61 s; benchmarks/avif-restore-speed-1.2-kodak-run*.json) and the loop
+# filter's sharpness.
 SPEEDS = (6, 5, 4)
 SHARPNESS = 2
 
